@@ -1,0 +1,29 @@
+# lnlab: `make figures` runs the notebook suite, `make test` runs the tests.
+# Both create .venv first (scripts/setup_env.sh). Variables: PROFILE, OUTPUT, DEVICE, LNLAB_DATA.
+PROFILE ?= quick
+OUTPUT ?= figures
+DEVICE ?= auto
+VENV ?= .venv
+# Dataset root: keep yours in $LNLAB_DATA; otherwise use the offline packs beside the checkout if present.
+LNLAB_DATA ?= $(if $(wildcard ../shared/data/*.npz),$(abspath ../shared/data),$(abspath data))
+export LNLAB_DATA
+
+.PHONY: env test figures clean-notebooks check-notebooks
+
+env: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup_env.sh
+	LNLAB_VENV=$(VENV) bash scripts/setup_env.sh
+	touch $@
+
+test: env
+	$(VENV)/bin/python -m pytest
+
+figures: env
+	$(VENV)/bin/lnlab figures --profile $(PROFILE) --output $(OUTPUT) --device $(DEVICE)
+
+check-notebooks: env
+	$(VENV)/bin/python tools/check_notebooks.py --check notebooks
+
+clean-notebooks: env
+	$(VENV)/bin/python tools/check_notebooks.py notebooks

@@ -1,0 +1,62 @@
+"""lnlab: see and tune neural-network overconfidence and its fix, LogitNorm.
+
+Wei et al., "Mitigating Neural Network Overconfidence with Logit Normalization", ICML 2022.
+
+Public names are importable from the package root (``from lnlab import logit_norm_loss``);
+they are loaded lazily (PEP 562) so that ``import lnlab`` stays cheap and a module is only
+imported when one of its names is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # losses (paper Eq. 5-7, Prop. 3)
+    "logit_norm_loss": "losses",
+    "LogitNormLoss": "losses",
+    "lower_bound": "losses",
+    "tight_lower_bound": "losses",
+    "confidence_cap": "losses",
+    # post-hoc OOD scores
+    "score": "scores",
+    "available_scores": "scores",
+    # metrics
+    "ood_metrics": "metrics",
+    "ece": "metrics",
+    "reliability_bins": "metrics",
+    "accuracy": "metrics",
+    # data
+    "load_dataset": "data",
+    "available_datasets": "data",
+    "Loader": "data",
+    "ImageSet": "data",
+    "DatasetNotFoundError": "data",
+    # models, training, run cache, profiles
+    "build_model": "models",
+    "available_models": "models",
+    "TrainConfig": "train",
+    "train": "train",
+    "get_run": "runs",
+    "Run": "runs",
+    "PROFILES": "profiles",
+    "make_config": "profiles",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'lnlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"lnlab.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

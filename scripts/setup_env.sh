@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv with PyTorch and lnlab (editable, with dev extras). Idempotent.
+# LNLAB_TORCH / LNLAB_TORCHVISION override the pinned versions (e.g. a CPU-only or newer build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${LNLAB_VENV:-.venv}
+python=${PYTHON:-python3}
+torch_version=${LNLAB_TORCH:-2.14.1}
+torchvision_version=${LNLAB_TORCHVISION:-0.29.1}
+
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet "torch==$torch_version" "torchvision==$torchvision_version"
+"$venv/bin/python" -m pip install --quiet -e ".[dev]"
+"$venv/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lnlab)" >/dev/null
+echo "lnlab environment ready in $venv"

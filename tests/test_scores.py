@@ -1,0 +1,77 @@
+"""Post-hoc OOD scores: definitions, orientation (higher = more ID) and dispatch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lnlab import available_scores, score
+from lnlab.scores import energy, gradnorm, logit_norm_score, max_logit, msp, odin
+
+
+@pytest.fixture
+def logits():
+    return torch.randn(64, 10, generator=torch.Generator().manual_seed(0)) * 4
+
+
+def test_logit_scores_match_definitions(logits):
+    assert torch.allclose(msp(logits), torch.softmax(logits, 1).max(1).values)
+    assert torch.allclose(msp(logits, temperature=2.0), torch.softmax(logits / 2, 1).max(1).values)
+    assert torch.equal(max_logit(logits), logits.max(1).values)
+    assert torch.allclose(energy(logits, 3.0), 3.0 * torch.log(torch.exp(logits / 3.0).sum(1)), rtol=1e-5)
+    assert torch.allclose(logit_norm_score(logits), logits.norm(dim=1))
+
+
+def test_confident_rows_score_higher_than_uniform_rows():
+    confident = torch.tensor([[10.0, 0.0, 0.0]])
+    flat = torch.tensor([[0.1, 0.0, 0.0]])
+    for name in ("msp", "max_logit", "energy", "logit_norm"):
+        assert score(name, confident) > score(name, flat), name
+
+
+def test_msp_temperature_flattens_confidence(logits):
+    assert (msp(logits, 1000.0) < msp(logits, 1.0)).all()
+    assert torch.allclose(msp(logits, 1e6), torch.full((64,), 0.1), atol=1e-4)
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5)).eval()
+
+
+def test_odin_raises_msp_of_its_own_prediction():
+    model = tiny_model()
+    x = torch.randn(8, 3, 2, 2)
+    plain = msp(model(x), 1000.0)
+    perturbed = odin(model, x, temperature=1000.0, epsilon=0.05)
+    assert perturbed.shape == (8,)
+    assert (perturbed >= plain - 1e-7).all() and (perturbed > plain).any()
+    assert torch.allclose(odin(model, x, temperature=1000.0, epsilon=0.0), plain.detach(), atol=1e-7)
+
+
+def test_gradnorm_matches_closed_form_for_linear_head():
+    """For the last layer W, ∂/∂W of -mean_c log softmax(f/T) = (softmax - 1/k) h^T / T."""
+    model = tiny_model()
+    x = torch.randn(6, 3, 2, 2)
+    features = model[:3](x)
+    probabilities = torch.softmax(model(x), 1)
+    expected = ((probabilities - 1 / 5).abs().sum(1) * features.abs().sum(1)).detach()
+    assert torch.allclose(gradnorm(model, x), expected, rtol=1e-4)
+
+
+def test_dispatch_and_errors(logits):
+    assert available_scores() == ["msp", "max_logit", "energy", "logit_norm", "odin", "gradnorm"]
+    assert torch.equal(score("msp", logits, temperature=2.0), msp(logits, 2.0))
+    with pytest.raises(ValueError, match="unknown score 'softmax'"):
+        score("softmax", logits)
+    with pytest.raises(ValueError, match="takes no temperature"):
+        score("max_logit", logits, temperature=2.0)
+    with pytest.raises(ValueError, match="needs model"):
+        score("odin", logits)
+    with pytest.raises(ValueError, match="needs logits"):
+        score("energy")
+    with pytest.raises(ValueError, match="temperature"):
+        msp(logits, temperature=0)
+    with pytest.raises(ValueError, match="2-D"):
+        msp(torch.zeros(10))
