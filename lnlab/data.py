@@ -1,0 +1,268 @@
+"""Datasets for LogitNorm experiments (Wei et al., ICML 2022, Sec. 4.1 / Table 1).
+
+In-distribution: CIFAR-10, CIFAR-100. OOD test sets of the paper: SVHN, Textures (DTD),
+Places365, LSUN-Crop, LSUN-Resize, iSUN; plus MNIST, Tiny ImageNet, CIFAR-100 (near-OOD for
+CIFAR-10) and synthetic Gaussian / uniform noise (the paper tunes tau on Gaussian noise).
+
+Every set is returned as uint8 images ``(N, 3, 32, 32)``. ``load_dataset`` tries, in order:
+
+a. a pack ``<root>/<name>.npz`` (schema: ``x_train/y_train/x_test/y_test/classes`` or ``x``/``y``,
+   plain HWC uint8 or JPEG bytes ``<key>_jpeg`` + ``<key>_offsets``; decoded once, cached);
+b. torchvision's dataset class, downloading into ``<root>/torchvision`` (or the cache when the
+   root is read-only) when the network allows;
+c. an image folder ``<root>/<name>/`` (any depth, jpg/jpeg/png; in-distribution sets:
+   ``<root>/<name>/<split>/<class>/*.png``), resized like (b): short side 32, bilinear with
+   antialias, centre crop.
+
+``root``: argument, else ``$LNLAB_DATA``, else ``data/`` at the repository root. Decoded packs,
+converted folders and downloads on a read-only root go under ``lnlab.paths.cache_root()``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from lnlab import _sources as src
+from lnlab._loader import CIFAR_MEAN, CIFAR_STD, Loader, balanced_subset, normalize
+from lnlab.paths import data_root
+
+__all__ = [
+    "CIFAR_MEAN", "CIFAR_STD", "DATASETS", "DatasetInfo", "DatasetNotFoundError", "DatasetTable",
+    "ImageSet", "Loader", "available_datasets", "balanced_subset", "load_dataset", "normalize",
+]
+
+IN_DISTRIBUTION, OOD = "in-distribution", "ood"
+SYNTHETIC_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Registry entry: role, splits and the sources ``load_dataset`` tries."""
+
+    name: str
+    role: str  # "in-distribution" | "ood"
+    description: str
+    also_ood: bool = False  # an in-distribution set that is also an OOD set (cifar100 for cifar10)
+    torchvision: str | None = None  # class in torchvision.datasets
+    tv_calls: dict[str, list[dict[str, Any]]] | None = None  # split -> kwargs of each call (concatenated)
+    host: str = ""  # download host, probed before trying
+    tv_marker: str = ""  # file or folder torchvision creates in its root once downloaded
+    synthetic: bool = False
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return ("train", "test") if self.role == IN_DISTRIBUTION else ("test",)
+
+    @property
+    def sources(self) -> list[str]:
+        if self.synthetic:
+            return ["synthetic"]
+        tv = [f"torchvision:{self.torchvision}"] if self.torchvision else []
+        return ["pack", *tv, "folder"]
+
+
+def _tv_splits(train: dict, test: dict) -> dict[str, list[dict[str, Any]]]:
+    return {"train": [train], "test": [test]}
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    d.name: d
+    for d in [
+        DatasetInfo("cifar10", IN_DISTRIBUTION, "CIFAR-10, 10 classes (paper's main ID set)", False, "CIFAR10",
+                    _tv_splits({"train": True}, {"train": False}), "www.cs.toronto.edu", "cifar-10-batches-py"),
+        DatasetInfo("cifar100", IN_DISTRIBUTION, "CIFAR-100, 100 classes; near-OOD for CIFAR-10", True, "CIFAR100",
+                    _tv_splits({"train": True}, {"train": False}), "www.cs.toronto.edu", "cifar-100-python"),
+        DatasetInfo("svhn", OOD, "SVHN test digits (far-OOD)", False, "SVHN",
+                    {"test": [{"split": "test"}]}, "ufldl.stanford.edu", "test_32x32.mat"),
+        DatasetInfo("textures", OOD, "DTD textures, all 47 classes (far-OOD)", False, "DTD",
+                    {"test": [{"split": s} for s in ("train", "val", "test")]}, "www.robots.ox.ac.uk", "dtd"),
+        DatasetInfo("places365", OOD, "Places365 val, small 256px images (far-OOD)", False, "Places365",
+                    {"test": [{"split": "val", "small": True}]}, "data.csail.mit.edu", "val_256"),
+        DatasetInfo("lsun-c", OOD, "LSUN crop (ODIN release, image folder)"),
+        DatasetInfo("lsun-r", OOD, "LSUN resize (ODIN release, image folder)"),
+        DatasetInfo("isun", OOD, "iSUN (ODIN release, image folder)"),
+        DatasetInfo("mnist", OOD, "MNIST test digits, grey -> RGB, 28 -> 32 (far-OOD)", False, "MNIST",
+                    {"test": [{"train": False}]}, "ossci-datasets.s3.amazonaws.com", "MNIST"),
+        DatasetInfo("tinyimagenet", OOD, "Tiny ImageNet val (near-OOD)"),
+        DatasetInfo("gaussian", OOD, "clip(N(0.5, 0.25^2), 0, 1) noise, seeded", synthetic=True),
+        DatasetInfo("uniform", OOD, "U[0, 1] noise, seeded", synthetic=True),
+    ]
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No source could provide a dataset; the message says what was tried and how to provide it."""
+
+
+@dataclass
+class ImageSet:
+    """One split of a dataset: uint8 ``images`` (N, 3, 32, 32), int64 ``labels`` or None, ``classes``.
+
+    Unpacks as ``images, labels, classes = load_dataset(...)``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    classes: list[str] | None
+    name: str
+    split: str = "test"
+    source: str = ""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.images, self.labels, self.classes))
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        n_cls = "None" if self.classes is None else len(self.classes)
+        return (f"ImageSet(name={self.name!r}, split={self.split!r}, source={self.source!r}, "
+                f"images={tuple(self.images.shape)} uint8, labels={'None' if self.labels is None else 'int64'}, "
+                f"classes={n_cls})")
+
+
+def _info(name: str) -> DatasetInfo:
+    key = str(name).lower()
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; pass one of: {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+def synthetic(name: str, n: int = SYNTHETIC_SIZE, seed: int = 0) -> torch.Tensor:
+    """Seeded noise images, uint8 (n, 3, 32, 32).
+
+    ``gaussian``: ``round(255 * clip(0.5 + 0.25 * z, 0, 1))`` with z ~ N(0, 1) per pixel — the
+    pixel-space form of the Outlier-Exposure / LogitNorm code's ``clip(N(0, 0.5^2), -1, 1)`` on a
+    [-1, 1] scale. ``uniform``: every value 0..255 equally likely, i.e. U[0, 1] quantised.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    if name == "gaussian":
+        z = torch.randn((n, 3, 32, 32), generator=gen)
+        return (0.5 + 0.25 * z).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+    return torch.randint(0, 256, (n, 3, 32, 32), generator=gen, dtype=torch.uint8)
+
+
+def load_dataset(name: str, split: str = "test", root: str | os.PathLike | None = None,
+                 n: int | None = None, seed: int = 0) -> ImageSet:
+    """Load one split of a registered dataset as uint8 images (N, 3, 32, 32) + labels + class names.
+
+    Sources are tried in order pack -> torchvision -> image folder (see the module docstring);
+    the first that works wins. ``n`` keeps at most ``n`` images (a subset chosen with ``seed``,
+    in original order); for ``gaussian`` / ``uniform`` it is the number generated (default 10,000).
+    Raises ``ValueError`` for an unknown name or split, ``DatasetNotFoundError`` if no source works.
+    """
+    info = _info(name)
+    if split not in info.splits:
+        raise ValueError(f"dataset {info.name!r} has splits {list(info.splits)}; got split={split!r}")
+    if n is not None and int(n) < 1:
+        raise ValueError(f"n must be a positive number of images or None; got {n}")
+    if info.synthetic:
+        return ImageSet(synthetic(info.name, int(n or SYNTHETIC_SIZE), seed), None, None, info.name, split, "synthetic")
+    base = data_root(root)
+    images, labels, classes, source = _resolve(info, split, base)
+    if n is not None and int(n) < images.shape[0]:
+        keep = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(int(seed)))[: int(n)].sort().values
+        images, labels = images[keep], None if labels is None else labels[keep]
+    return ImageSet(images, labels, classes, info.name, split, source)
+
+
+def _resolve(info: DatasetInfo, split: str, base: Path) -> tuple[Any, Any, Any, str]:
+    tried: list[str] = []
+    pack = base / f"{info.name}.npz"
+    try:
+        return (*src.read_pack(pack, split), f"pack:{pack}")
+    except src.SourceUnavailable as exc:
+        tried.append(f"pack: {exc}")
+    if info.torchvision:
+        calls = info.tv_calls[split]
+        target = src.download_dir(base)
+        try:
+            return (*src.read_torchvision(info.torchvision, calls, info.host, target), f"torchvision:{info.torchvision}")
+        except src.SourceUnavailable as exc:
+            tried.append(f"torchvision.datasets.{info.torchvision} into {target}: {exc}")
+    folder = base / info.name / split if info.role == IN_DISTRIBUTION else base / info.name
+    try:
+        return (*src.read_folder(folder, labelled=info.role == IN_DISTRIBUTION), f"folder:{folder}")
+    except src.SourceUnavailable as exc:
+        tried.append(f"folder: {exc}")
+    raise DatasetNotFoundError(_not_found_message(info, split, base, tried)) from None
+
+
+def _not_found_message(info: DatasetInfo, split: str, base: Path, tried: list[str]) -> str:
+    layout = (f"{base / info.name / split}/<class>/*.png" if info.role == IN_DISTRIBUTION
+              else f"{base / info.name}/**/*.jpg|png")
+    how = [f"put a pack at {base / (info.name + '.npz')} (schema: data/README.md)"]
+    if info.torchvision:
+        calls = info.tv_calls[split]
+        each = f" for split in {[c['split'] for c in calls]}" if len(calls) > 1 else ""
+        how.append(f"run with internet once ({src.torchvision_call(info.torchvision, calls[0])}{each})")
+    how.append(f"put images in {layout}")
+    return (f"dataset {info.name!r} (split {split!r}) not found under {base}. Tried: " + "; ".join(tried)
+            + ". To provide it: " + ", or ".join(how) + ", or set LNLAB_DATA / root= to the folder holding it.")
+
+
+# ----------------------------------------------------------------------------- listing
+class DatasetTable(list):
+    """A list of dicts (one per dataset) that prints as a table."""
+
+    COLUMNS = ("name", "role", "present", "sources", "description")
+    root: Path | None = None
+
+    def __str__(self) -> str:
+        rows = [[_cell(row, c) for c in self.COLUMNS] for row in self]
+        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(self.COLUMNS)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        lines = [f"datasets under {self.root}" if self.root else "datasets"]
+        lines += [fmt.format(*self.COLUMNS), fmt.format(*("-" * w for w in widths))]
+        return "\n".join(line.rstrip() for line in lines + [fmt.format(*r) for r in rows])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:  # notebooks
+        head = "".join(f"<th>{c}</th>" for c in self.COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{_cell(r, c)}</td>" for c in self.COLUMNS) + "</tr>" for r in self)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = row[column]
+    if column == "role" and value == IN_DISTRIBUTION and row["ood"]:
+        return f"{value} + ood"
+    if value is False:
+        return "missing"
+    return ", ".join(value) if isinstance(value, list) else str(value)
+
+
+def _present(info: DatasetInfo, base: Path) -> str | bool:
+    """Which source would serve the dataset offline right now, or False."""
+    if info.synthetic:
+        return "synthetic"
+    if (base / f"{info.name}.npz").is_file():
+        return "pack"
+    if info.torchvision and (src.download_dir(base) / info.tv_marker).exists():
+        return "torchvision"
+    folder = base / info.name
+    if folder.is_dir() and next((p for p in folder.rglob("*") if p.suffix.lower() in src.IMAGE_SUFFIXES), None):
+        return "folder"
+    return False
+
+
+def available_datasets(root: str | os.PathLike | None = None) -> DatasetTable:
+    """Every registered dataset: name, role, whether it is also an OOD set, sources, local presence.
+
+    ``present`` is the source that would serve it now ("pack", "folder", "torchvision",
+    "synthetic") or False (it would need a download or files).
+    """
+    base = data_root(root)
+    table = DatasetTable(
+        {"name": d.name, "role": d.role, "ood": d.role == OOD or d.also_ood,
+         "splits": list(d.splits), "sources": d.sources, "present": _present(d, base), "description": d.description}
+        for d in DATASETS.values()
+    )
+    table.root = base
+    return table
