@@ -44,6 +44,19 @@ _EXPORTS: dict[str, str] = {
     "Run": "runs",
     "PROFILES": "profiles",
     "make_config": "profiles",
+    "get_pair": "runs",
+    "list_runs": "runs",
+    "load_run": "runs",
+    "TrainingDivergedError": "train",
+    # figures, explorers and the notebook suite (paper Fig. 1-3, Prop. 3)
+    "plot_norm_vs_epoch": "plots",
+    "plot_msp_histograms": "plots",
+    "plot_lower_bound": "plots",
+    "save_figure": "plots",
+    "score_explorer": "widgets",
+    "bound_explorer": "widgets",
+    "tau_explorer": "widgets",
+    "run_suite": "suite",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,0 +1,432 @@
+"""Figures of the notebook suite: one function per figure, each returns a ``matplotlib.figure.Figure``.
+
+The functions take plain data (pandas DataFrames, dicts of arrays / tensors) so they can be
+tested without training; thin helpers turn :class:`lnlab.runs.Run` objects into that data.
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot state), so a notebook shows a
+figure exactly once (when it is the cell's value) and nothing leaks between calls.
+
+Style: seaborn's colour-blind-safe palette, sizes for a paper column (3.4 in) or a full
+page width (7 in), 8-pt fonts. :func:`save_figure` writes PDF + PNG into ``figures/``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from lnlab.atomic import atomic_write
+from lnlab.paths import figures_root
+
+SINGLE_COLUMN = 3.4  # inches: one column of a two-column paper
+DOUBLE_COLUMN = 7.0  # inches: full page width
+PNG_DPI = 200
+PALETTE = "colorblind"
+NORM_STATS = ("mean", "median", "p10", "p90")
+_SPLIT_TITLES = {"train": "train (un-augmented subset)", "test": "ID test"}
+_SCORE_LABELS = {
+    "msp": "MSP  max softmax probability",
+    "energy": "energy score  T·logsumexp(f/T)",
+    "max_logit": "max logit",
+    "logit_norm": "logit norm ‖f(x)‖₂",
+}
+_STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.title_fontsize": 7,
+    "figure.dpi": 100,
+    "savefig.dpi": PNG_DPI,
+    "savefig.bbox": "tight",
+    "pdf.fonttype": 42,  # embed TrueType: editable text in the PDF
+    "lines.linewidth": 1.4,
+}
+
+
+@contextmanager
+def paper_style() -> Iterator[None]:
+    """Apply the suite's style (seaborn ``ticks`` + ``colorblind`` palette, 8-pt fonts) inside a block."""
+    with sns.axes_style("ticks", {"axes.grid": True, "grid.color": "0.9"}), matplotlib.rc_context(_STYLE):
+        yield
+
+
+def colors(n: int) -> list[tuple[float, float, float]]:
+    """``n`` colours of the colour-blind-safe palette."""
+    return sns.color_palette(PALETTE, max(n, 1))
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float = DOUBLE_COLUMN, height: float = 2.3,
+               **subplot_kw: Any) -> tuple[Figure, np.ndarray]:
+    """A pyplot-free figure ``width`` x ``height`` inches with an ``nrows`` x ``ncols`` grid of axes."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
+    return fig, axes
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None,
+                formats: Sequence[str] = ("pdf", "png")) -> list[Path]:
+    """Write ``fig`` as ``<folder>/<name>.pdf`` and ``.png`` (200 dpi), each atomically.
+
+    ``folder`` defaults to :func:`lnlab.paths.figures_root` (``$LNLAB_FIGURES`` or ``figures/``).
+    By convention ``name`` is ``"<notebook-stem>_<figure>"``, e.g. ``"01_logit_norm_growth_norm"``.
+    """
+    if not name or os.sep in name or "/" in name:
+        raise ValueError(f"name must be a plain file stem like '01_logit_norm_growth_norm', got {name!r}")
+    target = figures_root(folder)
+    paths = []
+    for fmt in formats:
+        path = target / f"{name}.{fmt}"
+        with matplotlib.rc_context(_STYLE):
+            atomic_write(path, lambda handle, fmt=fmt: fig.savefig(handle, format=fmt, dpi=PNG_DPI))
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- data helpers
+
+
+def run_label(config: Any) -> str:
+    """Legend label of a run config: ``"CE"`` or ``"LogitNorm τ=0.04"``."""
+    loss = str(getattr(config, "loss", "")).lower()
+    if loss == "logitnorm":
+        return f"LogitNorm τ={getattr(config, 'tau', float('nan')):g}"
+    return "CE" if loss == "ce" else loss or "run"
+
+
+def history_frame(history: pd.DataFrame | Sequence[Mapping[str, Any]] | Any) -> pd.DataFrame:
+    """A run history as a DataFrame indexed by epoch (accepts a DataFrame, a list of dicts or a Run)."""
+    if hasattr(history, "history_frame"):
+        return history.history_frame()
+    frame = history if isinstance(history, pd.DataFrame) else pd.DataFrame(list(history))
+    if "epoch" in frame.columns:
+        frame = frame.set_index("epoch")
+    return frame
+
+
+def norm_splits(frame: pd.DataFrame) -> list[str]:
+    """Splits with logit-norm statistics in a history (``norm_<split>_mean`` columns): train, test, then OOD."""
+    found = [c[len("norm_"):-len("_mean")] for c in frame.columns if c.startswith("norm_") and c.endswith("_mean")]
+    order = {"train": 0, "test": 1}
+    return sorted(found, key=lambda s: (order.get(s, 2), found.index(s)))
+
+
+def _to_numpy(values: Any) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().float().cpu().numpy()
+    return np.asarray(values, dtype=np.float64).ravel()
+
+
+def _logits_of(run: Any) -> Mapping[str, Any]:
+    return run.logits if hasattr(run, "logits") else run
+
+
+def ood_names(runs: Mapping[str, Any]) -> list[str]:
+    """OOD sets present in every run's cached logits (every key except ``"test"``), in first-run order."""
+    logits = [_logits_of(run) for run in runs.values()]
+    if not logits:
+        return []
+    return [name for name in logits[0] if name != "test" and all(name in other for other in logits[1:])]
+
+
+def score_sets(runs: Mapping[str, Any], ood: str, score_name: str = "msp",
+               temperature: float | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """ID-test and OOD scores per run from cached logits: ``({label: id}, {label: ood})``.
+
+    ``runs`` maps a label to a Run (uses ``.logits``) or to a dict of logits with a ``"test"`` key.
+    Higher score = more in-distribution (see :func:`lnlab.scores.score`).
+    """
+    from lnlab.scores import score
+
+    id_scores, ood_scores = {}, {}
+    for label, run in runs.items():
+        logits = _logits_of(run)
+        if ood not in logits:
+            raise ValueError(f"run {label!r} has no logits for OOD set {ood!r}; pass one of {sorted(logits)}")
+        kwargs = {} if temperature is None else {"temperature": temperature}
+        id_scores[label] = _to_numpy(score(score_name, logits["test"], **kwargs))
+        ood_scores[label] = _to_numpy(score(score_name, logits[ood], **kwargs))
+    return id_scores, ood_scores
+
+
+def ood_metric_table(runs: Mapping[str, Any], oods: Iterable[str] | None = None, score_name: str = "msp",
+                     temperature: float | None = None) -> pd.DataFrame:
+    """FPR95 / AUROC / AUPR (in %) of one score for every run and OOD set, plus each run's mean.
+
+    Rows are ``(run, ood)``; the paper's Table 1 reports the same columns (FPR95 ↓, AUROC ↑, AUPR ↑).
+    """
+    from lnlab.metrics import ood_metrics
+
+    oods = list(oods) if oods is not None else ood_names(runs)
+    rows = []
+    for ood in oods:
+        id_scores, ood_scores = score_sets(runs, ood, score_name, temperature)
+        for label in runs:
+            metrics = ood_metrics(id_scores[label], ood_scores[label])
+            rows.append({"run": label, "ood": ood, **{k: 100 * v for k, v in metrics.items()}})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    means = table.groupby("run", sort=False).mean(numeric_only=True).reset_index().assign(ood="mean")
+    table = pd.concat([table, means], ignore_index=True)
+    return table.set_index(["run", "ood"]).sort_index(level=0, sort_remaining=False).round(2)
+
+
+def norm_table(histories: Mapping[str, Any], splits: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean logit norm per run and split at the first and the last epoch, and their ratio (growth)."""
+    rows = []
+    for label, history in histories.items():
+        frame = history_frame(history)
+        for split in splits or norm_splits(frame):
+            first, last = frame[f"norm_{split}_mean"].iloc[[0, -1]]
+            rows.append({"run": label, "split": split, "first epoch": first, "last epoch": last,
+                         "last / first": last / first})
+    return pd.DataFrame(rows).set_index(["run", "split"]).round(3)
+
+
+def save_table(table: pd.DataFrame, name: str, folder: str | os.PathLike | None = None) -> Path:
+    """Write ``table`` as ``<folder>/<name>.csv`` atomically (same folder and naming as :func:`save_figure`)."""
+    path = figures_root(folder) / f"{name}.csv"
+    return atomic_write(path, lambda handle: handle.write(table.to_csv().encode("utf-8")))
+
+
+# --------------------------------------------------------------------------- figure 1: norm vs epoch
+
+
+def plot_norm_vs_epoch(histories: Mapping[str, Any], splits: Sequence[str] | None = None,
+                       log_y: bool = True, band: bool = True, width: float = DOUBLE_COLUMN) -> Figure:
+    """Mean raw logit norm ``‖f(x)‖₂`` vs epoch, one panel per split, one colour per run (paper Fig. 2 / Sec. 3).
+
+    ``histories`` maps a label (e.g. ``"CE"``, ``"LogitNorm τ=0.04"``) to a history
+    (DataFrame indexed by epoch, list of dicts, or a Run) with ``norm_<split>_{mean,p10,p90}``.
+    ``splits`` defaults to every split of the first history: train, ID test, then the OOD sets.
+    The shaded band spans the 10th-90th percentile. A log y axis keeps CE's steady growth
+    visible next to LogitNorm's early spike.
+    """
+    if not histories:
+        raise ValueError("histories is empty: pass {label: history DataFrame}, e.g. {'CE': run.history_frame()}")
+    frames = {label: history_frame(h) for label, h in histories.items()}
+    splits = list(splits) if splits is not None else norm_splits(next(iter(frames.values())))
+    for label, frame in frames.items():
+        missing = [s for s in splits if f"norm_{s}_mean" not in frame.columns]
+        if missing:
+            raise ValueError(f"history {label!r} has no norm_<split>_mean column for {missing}; "
+                             f"pass splits from {norm_splits(frame)}")
+    nrows = math.ceil(len(splits) / 4)
+    ncols = math.ceil(len(splits) / nrows)  # 6 splits: 2 x 3, not 2 x 4 with two empty panels
+    with paper_style():
+        fig, axes = new_figure(ncols, nrows, width=width, height=1.9 * nrows + 0.4, sharey=True)
+        palette = colors(len(frames))
+        for i, split in enumerate(splits):
+            ax = axes.flat[i]
+            for color, (label, frame) in zip(palette, frames.items()):
+                epochs = frame.index.to_numpy()
+                ax.plot(epochs, frame[f"norm_{split}_mean"].to_numpy(), color=color, label=label, marker=".",
+                        markersize=3)
+                if band and {f"norm_{split}_p10", f"norm_{split}_p90"} <= set(frame.columns):
+                    ax.fill_between(epochs, frame[f"norm_{split}_p10"], frame[f"norm_{split}_p90"],
+                                    color=color, alpha=0.2, linewidth=0)
+            ax.set_title(_SPLIT_TITLES.get(split, f"OOD: {split}"))
+            ax.set_xlabel("epoch")
+            if log_y:
+                ax.set_yscale("log")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("logit norm ‖f(x)‖₂ (unitless)")
+        for ax in axes.flat[len(splits):]:
+            ax.set_visible(False)
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        handles.append(Patch(color="0.6", alpha=0.4, label="10–90% of samples"))
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    return fig
+
+
+# --------------------------------------------------------------------------- figure 2: score histograms
+
+
+def plot_msp_histograms(id_scores: Mapping[str, Any], ood_scores: Mapping[str, Any], ood_name: str = "OOD",
+                        score_name: str = "msp", metrics: Mapping[str, Mapping[str, float]] | None = None,
+                        bins: int = 40, width: float = DOUBLE_COLUMN) -> Figure:
+    """Density of a score on ID test vs OOD data, one panel per run (CE left, LogitNorm right; paper Fig. 1/3).
+
+    ``id_scores`` / ``ood_scores`` map the same run labels to 1-D score arrays (higher = more ID).
+    Each panel prints FPR95 and AUROC in % (from ``metrics`` or :func:`lnlab.metrics.ood_metrics`).
+    """
+    if not id_scores or set(id_scores) != set(ood_scores):
+        raise ValueError("pass id_scores and ood_scores as dicts with the same run labels, "
+                         "e.g. {'CE': ..., 'LogitNorm': ...}")
+    if metrics is None:
+        from lnlab.metrics import ood_metrics
+
+        metrics = {label: ood_metrics(id_scores[label], ood_scores[label]) for label in id_scores}
+    data = {label: (_to_numpy(id_scores[label]), _to_numpy(ood_scores[label])) for label in id_scores}
+    edges = _shared_bins(score_name, data.values(), bins)
+    with paper_style():
+        n = len(data)
+        fig, axes = new_figure(n, 1, width=width if n > 1 else SINGLE_COLUMN, height=2.2, sharex=True)
+        id_color, ood_color = colors(2)
+        for ax, (label, (ids, oods)) in zip(axes.flat, data.items()):
+            sns.histplot(ids, bins=edges, stat="density", color=id_color, alpha=0.5, element="step",
+                         label="ID: test", ax=ax)
+            sns.histplot(oods, bins=edges, stat="density", color=ood_color, alpha=0.5, element="step",
+                         label=f"OOD: {ood_name}", ax=ax)
+            m = metrics[label]
+            ax.text(0.03, 0.96,
+                    f"FPR95 {100 * m['fpr95']:.1f}%\nAUROC {100 * m['auroc']:.1f}%",
+                    transform=ax.transAxes, va="top", ha="left",
+                    bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7", "alpha": 0.9})
+            ax.set_title(label)
+            ax.set_xlabel(_score_axis_label(score_name))
+            ax.set_ylabel("density (1 / score unit)")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
+    return fig
+
+
+def _score_axis_label(score_name: str) -> str:
+    label = _SCORE_LABELS.get(score_name, score_name)
+    return label + (" (probability)" if score_name == "msp" else " (logit units)")
+
+
+def _shared_bins(score_name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]], bins: int) -> np.ndarray:
+    if score_name == "msp":
+        return np.linspace(0.0, 1.0, bins + 1)
+    values = np.concatenate([np.concatenate(pair) for pair in pairs])
+    values = values[np.isfinite(values)]
+    low, high = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
+    if high <= low:
+        high = low + 1.0
+    return np.linspace(low, high, bins + 1)
+
+
+# --------------------------------------------------------------------------- figure 3: lower bound
+
+
+def default_taus() -> np.ndarray:
+    """τ grid for the bound figure: 0.01 … 1 on a log scale."""
+    return np.logspace(-2, 0, 200)
+
+
+def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Sequence[int] = (10, 100, 1000),
+                     points: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+                     marker: tuple[float, int] | None = None, y_floor: float = 1e-12,
+                     width: float = DOUBLE_COLUMN) -> Figure:
+    """LogitNorm's loss floor and the confidence it allows, vs τ (paper Prop. 3).
+
+    Left: ``lower_bound`` (dashed, Prop. 3: gap 2) and ``tight_lower_bound`` (solid, unit-norm
+    simplex: gap ``sqrt(k/(k-1))``) on log–log axes, one colour per class count ``k``.
+    Right: the highest softmax confidence reachable at that optimum, ``1 / (1 + (k-1) e^{-gap/τ})``:
+    a large τ caps confidence far below 1, the more so the more classes there are.
+    ``points`` (columns ``tau``, ``num_classes``, ``loss``, optional ``label``) draws final train
+    losses of runs against their bound; ``marker=(tau, k)`` highlights one point on both panels.
+    """
+    from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
+
+    taus = default_taus() if taus is None else np.asarray(taus, dtype=np.float64)
+    ks = list(ks)
+    if not ks:
+        raise ValueError("ks is empty: pass class counts such as (10, 100, 1000)")
+    with paper_style():
+        fig, axes = new_figure(2, 1, width=width, height=2.5)
+        ax_bound, ax_cap = axes.flat
+        palette = dict(zip(ks, colors(len(ks))))
+        for k in ks:
+            c = palette[k]
+            ax_bound.plot(taus, _above(tight_lower_bound(taus, k), y_floor), color=c, label=f"k={k}")
+            ax_bound.plot(taus, _above(lower_bound(taus, k), y_floor), color=c, linestyle="--")
+            ax_cap.plot(taus, confidence_cap(taus, k, tight=True), color=c)
+            ax_cap.plot(taus, confidence_cap(taus, k, tight=False), color=c, linestyle="--")
+        ax_bound.set(xscale="log", yscale="log", xlim=(taus.min(), taus.max()), ylim=(y_floor, None),
+                     xlabel="temperature τ (unitless)",
+                     ylabel="min. LogitNorm loss (nats)", title="loss floor vs τ")
+        ax_cap.set(xscale="log", xlim=(taus.min(), taus.max()), ylim=(0, 1.03), xlabel="temperature τ (unitless)",
+                   ylabel="max. softmax confidence (probability)", title="confidence cap at the optimum")
+        handles = ax_bound.get_legend_handles_labels()[0]
+        handles += [Line2D([], [], color="0.3", label="tight bound (simplex)"),
+                    Line2D([], [], color="0.3", linestyle="--", label="Prop. 3 bound")]
+        if points is not None and _draw_run_points(ax_bound, points, palette):
+            handles.append(Line2D([], [], color="0.5", marker="o", markeredgecolor="black", linestyle="",
+                                  label="run: final train loss"))
+        if marker is not None:
+            _draw_marker(ax_bound, ax_cap, *marker)
+            handles.append(Line2D([], [], color="black", marker="*", markersize=9, linestyle="",
+                                  label=f"τ={marker[0]:g}, k={marker[1]}"))
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7), frameon=False,
+                   columnspacing=1.2, handlelength=1.8)
+    return fig
+
+
+def _above(values: np.ndarray, floor: float) -> np.ndarray:
+    """Values below ``floor`` become NaN (not drawn) instead of a flat line at the axis limit."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(values >= floor, values, np.nan)
+
+
+def _draw_run_points(ax: Axes, points: pd.DataFrame | Sequence[Mapping[str, Any]],
+                     palette: Mapping[int, Any]) -> bool:
+    """Draw ``(tau, loss)`` points coloured by class count; return whether any point was drawn."""
+    frame = points if isinstance(points, pd.DataFrame) else pd.DataFrame(list(points))
+    if frame.empty:
+        return False
+    missing = {"tau", "num_classes", "loss"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"points need columns tau, num_classes, loss; missing {sorted(missing)}")
+    seen: dict[float, int] = {}
+    for row in frame.itertuples(index=False):
+        color = palette.get(int(row.num_classes), "0.2")
+        ax.plot([row.tau], [row.loss], marker="o", color=color, markeredgecolor="black", linestyle="")
+        label = getattr(row, "label", None)
+        if isinstance(label, str) and label:
+            nth = seen[row.tau] = seen.get(row.tau, -1) + 1  # stack labels of runs sharing a τ
+            ax.annotate(label, (row.tau, row.loss), textcoords="offset points", xytext=(5, -3 - 8 * nth),
+                        fontsize=6)
+    return True
+
+
+def _draw_marker(ax_bound: Axes, ax_cap: Axes, tau: float, k: int) -> None:
+    from lnlab.losses import confidence_cap, tight_lower_bound
+
+    ax_bound.plot([tau], [float(tight_lower_bound(tau, k))], marker="*", markersize=11, color="black",
+                  linestyle="", zorder=5)
+    ax_cap.plot([tau], [float(confidence_cap(tau, k, tight=True))], marker="*", markersize=11, color="black",
+                linestyle="", zorder=5)
+    for ax in (ax_bound, ax_cap):
+        ax.axvline(tau, color="0.4", linewidth=0.8, linestyle=":")
+
+
+# --------------------------------------------------------------------------- Run conveniences
+
+
+def label_runs(runs: Iterable[Any]) -> dict[str, Any]:
+    """``{run_label(run.config): run}`` for a list of Runs (CE first, then LogitNorm by τ)."""
+    ordered = sorted(runs, key=lambda r: (str(r.config.loss).lower() != "ce", float(getattr(r.config, "tau", 0))))
+    return {run_label(run.config): run for run in ordered}
+
+
+def plot_runs_norm_vs_epoch(runs: Mapping[str, Any] | Iterable[Any], **kwargs: Any) -> Figure:
+    """:func:`plot_norm_vs_epoch` from Runs (a dict ``{label: Run}`` or a list of Runs)."""
+    runs = runs if isinstance(runs, Mapping) else label_runs(runs)
+    return plot_norm_vs_epoch({label: run.history_frame() for label, run in runs.items()}, **kwargs)
+
+
+def plot_runs_histograms(runs: Mapping[str, Any], ood: str, score_name: str = "msp",
+                         temperature: float | None = None, **kwargs: Any) -> Figure:
+    """:func:`plot_msp_histograms` from cached logits of Runs (or dicts of logits)."""
+    id_scores, ood_scores = score_sets(runs, ood, score_name, temperature)
+    return plot_msp_histograms(id_scores, ood_scores, ood_name=ood, score_name=score_name, **kwargs)

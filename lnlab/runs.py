@@ -1,0 +1,171 @@
+"""Run cache: ``get_run(config)`` returns the cached run of a config, or trains (resumes) it.
+
+Layout: ``runs_root(root)/<config.key()>/`` with ``config.json``, ``history.json``,
+``logits.pt`` (raw logits + test labels + class names), ``model.pt`` (final weights),
+``checkpoint.pt`` while training, and ``manifest.json`` written *last* with the sha256 of every
+result file. Every file is written atomically. Loading verifies the manifest: a missing,
+truncated or corrupt file triggers a warning and a recomputation (resuming from ``checkpoint.pt``
+when that is intact). A run killed at any point resumes from its last completed epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from lnlab.atomic import atomic_torch_save, atomic_write_json
+from lnlab.config import TrainConfig
+from lnlab.paths import runs_root
+
+__all__ = ["Run", "get_run", "load_run", "list_runs", "get_pair", "RESULT_FILES"]
+
+RESULT_FILES = ("config.json", "history.json", "logits.pt", "model.pt")
+MANIFEST = "manifest.json"
+CHECKPOINT = "checkpoint.pt"
+
+
+class CacheError(Exception):
+    """A cached run is incomplete or corrupt (the message says which file and why)."""
+
+
+@dataclass
+class Run:
+    """A finished training run, loaded from the cache (see the module docstring for the files)."""
+
+    config: TrainConfig
+    key: str
+    directory: Path
+    history: list[dict]
+    logits: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    classes: list[str] = field(default_factory=list)
+    from_cache: bool = False
+
+    @property
+    def final_train_loss(self) -> float:
+        """Mean training loss of the last epoch (compare with ``lnlab.losses.lower_bound``, Prop. 3)."""
+        return float(self.history[-1]["train_loss"])
+
+    @property
+    def test_acc(self) -> float:
+        return float(self.history[-1]["test_acc"])
+
+    def history_frame(self):
+        """The history as a pandas DataFrame indexed by epoch."""
+        import pandas as pd
+
+        return pd.DataFrame(self.history).set_index("epoch")
+
+    def model(self) -> nn.Module:
+        """The network with its final weights, on CPU, in eval mode."""
+        from lnlab.train import make_model
+
+        net = make_model(self.config, len(self.classes) or self.logits["test"].shape[1])
+        net.load_state_dict(torch.load(self.directory / "model.pt", map_location="cpu", weights_only=True))
+        return net.eval()
+
+    def __repr__(self) -> str:
+        return (f"Run({self.config.label()}, {self.config.model}, key={self.key!r}, epochs={len(self.history)}, "
+                f"test_acc={self.test_acc:.3f}, from_cache={self.from_cache})")
+
+
+def get_run(config: TrainConfig, root: str | os.PathLike | None = None, progress: bool = True,
+            callbacks: Iterable[Callable[[int, dict], None]] = ()) -> Run:
+    """The run of ``config`` from the cache under ``root`` (else ``$LNLAB_RUNS``, else ``runs/``),
+    training it (or resuming its checkpoint) if it is not cached or its cache is corrupt."""
+    config.validate()
+    directory = runs_root(root) / config.key()
+    if (directory / MANIFEST).exists():
+        try:
+            run = load_run(directory)
+            run.from_cache = True
+            return run
+        except CacheError as exc:
+            warnings.warn(f"run cache {directory}: {exc}; recomputing", stacklevel=2)
+            for name in (MANIFEST, *RESULT_FILES):
+                (directory / name).unlink(missing_ok=True)
+    return _train_and_save(config, directory, progress, callbacks)
+
+
+def get_pair(profile: str = "ci", tau: float = 0.04, root: str | os.PathLike | None = None,
+             progress: bool = True, **overrides: Any) -> dict[str, Run]:
+    """The CE and LogitNorm (``tau``) runs of a profile: ``{"ce": Run, "logitnorm": Run}``."""
+    from lnlab.profiles import make_config
+
+    return {loss: get_run(make_config(profile, loss=loss, tau=tau, **overrides), root=root, progress=progress)
+            for loss in ("ce", "logitnorm")}
+
+
+def _train_and_save(config: TrainConfig, directory: Path, progress: bool, callbacks) -> Run:
+    from lnlab.train import train
+
+    directory.mkdir(parents=True, exist_ok=True)
+    result = train(config, checkpoint_path=directory / CHECKPOINT, progress=progress, callbacks=callbacks)
+    atomic_write_json(directory / "config.json", {"key": config.key(), "config": config.to_dict(),
+                                                  "canonical": config.canonical()})
+    atomic_write_json(directory / "history.json", result.history)
+    atomic_torch_save(directory / "logits.pt", {"logits": result.logits, "labels": result.labels,
+                                                "classes": result.classes})
+    atomic_torch_save(directory / "model.pt", result.state_dict)
+    atomic_write_json(directory / MANIFEST, {"key": config.key(),
+                                             "files": {n: _sha256(directory / n) for n in RESULT_FILES}})
+    (directory / CHECKPOINT).unlink(missing_ok=True)
+    return Run(config, config.key(), directory, result.history, result.logits, result.labels, result.classes)
+
+
+def load_run(directory: str | os.PathLike) -> Run:
+    """Load a finished run from its folder, verifying every file against ``manifest.json``.
+
+    Raises ``CacheError`` if the run is incomplete or any file is missing or corrupt.
+    """
+    directory = Path(directory)
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CacheError(f"{MANIFEST} is missing or unreadable ({type(exc).__name__})") from None
+    for name in RESULT_FILES:
+        path = directory / name
+        if not path.is_file():
+            raise CacheError(f"{name} is missing")
+        if _sha256(path) != files.get(name):
+            raise CacheError(f"{name} does not match its checksum (truncated or modified)")
+    try:
+        meta = json.loads((directory / "config.json").read_text())
+        config = TrainConfig.from_dict(meta["config"])
+        history = json.loads((directory / "history.json").read_text())
+        saved = torch.load(directory / "logits.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means the cache entry is unusable
+        raise CacheError(f"cannot read the run ({type(exc).__name__}: {exc})") from None
+    return Run(config, meta["key"], directory, history, saved["logits"], saved["labels"], list(saved["classes"]))
+
+
+def list_runs(root: str | os.PathLike | None = None) -> list[Run]:
+    """Every finished, intact run under the cache root (e.g. to plot each LogitNorm run's final
+    loss against its bound); incomplete or corrupt entries are skipped silently."""
+    runs = []
+    base = runs_root(root)
+    for directory in sorted(base.glob("*/")) if base.is_dir() else []:
+        try:
+            runs.append(load_run(directory))
+        except (CacheError, ValueError):
+            continue
+    for run in runs:
+        run.from_cache = True
+    return runs
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,222 @@
+"""Run the notebook suite with papermill, and keep stored notebooks free of outputs.
+
+``run_suite(profile="quick", output="figures")`` executes every ``notebooks/NN_*.ipynb`` in
+order in a kernel running *this* interpreter (so a fresh virtual environment works without
+registering a kernel), injects the parameters (profile, device, data/run roots, output folder),
+and writes the executed notebooks and all figures into ``output``. All notebooks share one run
+cache, so a run trained by notebook 01 is loaded, not retrained, by 02 and 03.
+This is what ``lnlab figures`` and ``.ci/run`` call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import nbformat
+
+from lnlab.paths import REPO_ROOT, figures_root, runs_root as default_runs_root
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+KERNEL_NAME = "python3"
+
+
+class NotebookError(RuntimeError):
+    """A notebook of the suite failed; the message names the notebook, the cell and the error."""
+
+
+# --------------------------------------------------------------------------- which notebooks
+
+
+def notebook_paths(names: Sequence[str] | None = None, folder: str | os.PathLike | None = None) -> list[Path]:
+    """Suite notebooks in run order (``NN_*.ipynb``), or the ones named (stem, file name or path)."""
+    folder = Path(folder) if folder is not None else NOTEBOOKS_DIR
+    available = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if names is None:
+        return available
+    chosen = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.is_file():
+            chosen.append(path.resolve())
+            continue
+        matches = [p for p in available if p.stem == path.stem or p.stem.startswith(f"{path.stem}_")]
+        if len(matches) != 1:
+            raise ValueError(f"unknown notebook {name!r}: pass one of {[p.stem for p in available]} (or a path)")
+        chosen.append(matches[0])
+    return chosen
+
+
+# --------------------------------------------------------------------------- kernel
+
+
+def _kernel_manager_class() -> type:
+    """An nbclient kernel manager that always starts ``sys.executable -m ipykernel_launcher``.
+
+    A kernelspec named ``python3`` elsewhere on the machine (e.g. ``~/.local/share/jupyter``)
+    could point at another Python without lnlab; this pins the kernel to the running one.
+    """
+    from ipykernel.kernelspec import RESOURCES
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
+
+    class CurrentPythonKernelManager(AsyncKernelManager):
+        @property
+        def kernel_spec(self) -> KernelSpec:
+            if self._kernel_spec is None:
+                self._kernel_spec = KernelSpec(
+                    argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    display_name=f"Python {sys.version_info.major} (lnlab)", language="python",
+                    resource_dir=RESOURCES, name=KERNEL_NAME)
+            return self._kernel_spec
+
+    return CurrentPythonKernelManager
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figures", device: str = "auto",
+              notebooks: Sequence[str] | None = None, data_root: str | os.PathLike | None = None,
+              runs_root: str | os.PathLike | None = None, log_output: bool = False,
+              extra_parameters: dict[str, Any] | None = None) -> list[Path]:
+    """Execute the suite's notebooks in order with papermill; return the figure files written.
+
+    ``output`` (default ``figures/``; ``None``: ``$LNLAB_FIGURES`` or ``figures/``) receives the
+    executed notebooks and every figure (``<notebook-stem>_<figure>.pdf/.png``). ``runs_root``
+    (default ``$LNLAB_RUNS`` or ``runs/``) is shared by all notebooks. ``notebooks`` picks a
+    subset by stem or number prefix (``["01", "03_lower_bound"]``). Training progress bars are
+    off in the executed notebooks (``progress=False`` is injected). A failing cell raises
+    :class:`NotebookError` naming the notebook and the error; the executed notebook with its
+    traceback is still written to ``output``.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    paths = notebook_paths(notebooks)
+    if not paths:
+        raise ValueError(f"no notebooks to run in {NOTEBOOKS_DIR}: pass notebooks=['01', ...] or add NN_*.ipynb files")
+    out_dir = figures_root(output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parameters = {
+        "profile": profile,
+        "device": device,
+        "output": str(out_dir),
+        "data_root": str(Path(data_root).expanduser().resolve()) if data_root else None,
+        "runs_root": str(default_runs_root(runs_root)),
+        "progress": False,  # tqdm's widget bars would clutter the executed notebooks
+        **(extra_parameters or {}),
+    }
+    if log_output:
+        logging.getLogger("papermill").setLevel(logging.INFO)
+        logging.basicConfig(level=logging.WARNING)
+    written: list[Path] = []
+    for path in paths:
+        executed = out_dir / path.name
+        print(f"[lnlab figures] running {path.name} (profile={profile}, device={device})", flush=True)
+        try:
+            pm.execute_notebook(str(path), str(executed), parameters=parameters, kernel_name=KERNEL_NAME,
+                                language="python", cwd=str(path.parent), log_output=log_output,
+                                progress_bar=not log_output, kernel_manager_class=_kernel_manager_class())
+        except PapermillExecutionError as error:
+            raise NotebookError(
+                f"notebook {path.name} failed in cell {error.exec_count} with {error.ename}: {error.evalue} "
+                f"(executed notebook with the traceback: {executed})") from error
+        written += sorted(p for p in out_dir.glob(f"{path.stem}_*") if p.suffix in (".pdf", ".png"))
+    print(f"[lnlab figures] {len(written)} figure files and {len(paths)} executed notebooks in {out_dir}")
+    for figure in written:
+        print(f"  {figure}")
+    return written
+
+
+# --------------------------------------------------------------------------- runs for the notebooks
+
+
+def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), device: str = "auto",
+                    data_root: str | os.PathLike | None = None, runs_root: str | os.PathLike | None = None,
+                    oods: Sequence[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train or load (run cache) one CE run and one LogitNorm run per τ: ``{"CE": Run, "LogitNorm τ=…": Run}``.
+
+    Every notebook asks for the same configs, so within a suite each run is trained once.
+    ``device`` ``"auto"`` or None keeps the profile's device (``ci`` pins the CPU); ``oods``
+    overrides the profile's tracked OOD sets (None keeps them).
+    """
+    from lnlab.plots import label_runs
+    from lnlab.profiles import make_config
+    from lnlab.runs import get_run
+
+    overrides: dict[str, Any] = {} if device in (None, "auto") else {"device": device}
+    if data_root is not None:
+        overrides["data_root"] = str(data_root)
+    if oods is not None:
+        overrides["ood"] = tuple(oods)
+    configs = [make_config(profile, loss="ce", **overrides)]
+    configs += [make_config(profile, loss="logitnorm", tau=float(tau), **overrides) for tau in taus]
+    return label_runs(get_run(config, root=runs_root, progress=progress) for config in configs)
+
+
+def bound_points(runs: Any) -> "pd.DataFrame":
+    """Final train loss of each LogitNorm run with its τ and class count, for :func:`lnlab.plots.plot_lower_bound`.
+
+    The class count is read from the run's cached test logits. Columns: tau, num_classes, loss,
+    label, lower_bound (Prop. 3), tight_lower_bound.
+    """
+    import pandas as pd
+
+    from lnlab.losses import lower_bound, tight_lower_bound
+
+    runs = runs.values() if isinstance(runs, dict) else runs
+    rows = []
+    for run in runs:
+        if str(run.config.loss).lower() != "logitnorm":
+            continue
+        tau, k = float(run.config.tau), int(run.logits["test"].shape[1])
+        rows.append({"tau": tau, "num_classes": k, "loss": float(run.final_train_loss),
+                     "label": f"τ={tau:g} ({run.config.model}, {run.config.epochs} ep)",
+                     "lower_bound": float(lower_bound(tau, k)), "tight_lower_bound": float(tight_lower_bound(tau, k))})
+    columns = ["tau", "num_classes", "loss", "label", "lower_bound", "tight_lower_bound"]
+    return pd.DataFrame(rows, columns=columns).sort_values("tau", ignore_index=True)
+
+
+# --------------------------------------------------------------------------- stored notebooks
+
+
+def notebook_problems(path: str | os.PathLike) -> list[str]:
+    """Why a stored notebook is not clean: outputs, execution counts, or no ``parameters``-tagged cell."""
+    nb = nbformat.read(path, as_version=4)
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if cell.get("outputs"):
+            problems.append(f"cell {i} has outputs")
+        if cell.get("execution_count") is not None:
+            problems.append(f"cell {i} has an execution count")
+    if not any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in nb.cells):
+        problems.append("no cell tagged 'parameters' (papermill injects parameters after it)")
+    return problems
+
+
+def strip_notebook(path: str | os.PathLike) -> bool:
+    """Remove outputs, execution counts and per-cell execution metadata in place; return whether it changed."""
+    nb = nbformat.read(path, as_version=4)
+    before = nbformat.writes(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        for key in ("execution", "papermill", "collapsed", "scrolled"):
+            cell.metadata.pop(key, None)
+    for key in ("papermill", "widgets"):
+        nb.metadata.pop(key, None)
+    after = nbformat.writes(nb)
+    if after != before:
+        Path(path).write_text(after + ("" if after.endswith("\n") else "\n"), encoding="utf-8")
+    return after != before

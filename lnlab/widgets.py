@@ -1,0 +1,193 @@
+"""Interactive explorers (ipywidgets) built on :mod:`lnlab.plots` and cached runs: no retraining.
+
+Each explorer is an :class:`Explorer`: ``.widget`` is the box to display (the explorer itself
+also displays as that box), ``.controls`` maps a name to its slider / dropdown, ``.state`` is the
+current control values plus what was computed, ``.figure`` the last figure and ``.text`` the
+last printed text. Setting ``explorer.controls["tau"].value = 0.1`` redraws synchronously, so
+tests drive explorers headlessly; under papermill a widget just shows as text.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import ipywidgets as W
+from matplotlib.figure import Figure
+
+from lnlab import plots
+
+Renderer = Callable[[dict[str, Any]], tuple[Figure | None, str, dict[str, Any]]]
+TEMPERATURE_SCORES = ("msp", "energy")
+
+
+class Explorer:
+    """Controls + a text line + a figure, redrawn by ``render(values) -> (figure, text, extra state)``."""
+
+    def __init__(self, controls: Mapping[str, W.Widget], render: Renderer, title: str = "") -> None:
+        self.controls: dict[str, W.Widget] = dict(controls)
+        self._render = render
+        self.figure: Figure | None = None
+        self.text = ""
+        self.state: dict[str, Any] = {}
+        self._text_box = W.HTML()
+        self._image = W.Image(format="png")  # an Image widget, not an Output widget: papermill-safe
+        header = [W.HTML(f"<b>{html.escape(title)}</b>")] if title else []
+        self.widget = W.VBox(header + [W.HBox(list(self.controls.values())), self._text_box, self._image])
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.update()
+
+    def values(self) -> dict[str, Any]:
+        """Current value of every control."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def update(self) -> None:
+        """Recompute the figure and text from the controls and show them."""
+        values = self.values()
+        self.figure, self.text, extra = self._render(values)
+        self.state = {**values, **extra}
+        self._text_box.value = f"<pre>{html.escape(self.text)}</pre>"
+        if self.figure is not None:
+            self._image.value = _png_bytes(self.figure)
+
+    def _on_change(self, _change: Any) -> None:
+        self.update()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.state!r})"
+
+
+def _png_bytes(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- score explorer
+
+
+def score_explorer(runs: Mapping[str, Any], oods: Sequence[str] | None = None,
+                   scores: Sequence[str] = ("msp", "energy", "max_logit"), ood: str | None = None,
+                   score_name: str = "msp", temperature: float = 1.0) -> Explorer:
+    """ID vs OOD score histograms of every run, redrawn from cached logits (paper Fig. 3, Table 1).
+
+    ``runs`` maps a label to a Run (or to a dict of logits with ``"test"`` and OOD keys). Controls:
+    ``ood`` (dropdown), ``score`` (msp / energy / max_logit) and ``temperature`` (log slider, used
+    by msp and energy). ``state["metrics"]`` holds ``{label: ood_metrics(...)}`` of the shown data.
+    """
+    from lnlab.metrics import ood_metrics
+
+    oods = list(oods) if oods is not None else plots.ood_names(runs)
+    if not runs or not oods:
+        raise ValueError("pass runs with cached logits for 'test' and at least one common OOD set")
+    controls = {
+        "ood": W.Dropdown(options=oods, value=ood or oods[0], description="OOD set"),
+        "score": W.Dropdown(options=list(scores), value=score_name, description="score"),
+        "temperature": W.FloatLogSlider(value=temperature, base=10, min=-1, max=3, step=0.05,
+                                        description="temperature T", readout_format=".3g"),
+    }
+
+    def render(values: dict[str, Any]) -> tuple[Figure, str, dict[str, Any]]:
+        uses_t = values["score"] in TEMPERATURE_SCORES
+        controls["temperature"].disabled = not uses_t
+        t = values["temperature"] if uses_t else None
+        id_scores, ood_scores = plots.score_sets(runs, values["ood"], values["score"], t)
+        metrics = {label: ood_metrics(id_scores[label], ood_scores[label]) for label in id_scores}
+        fig = plots.plot_msp_histograms(id_scores, ood_scores, ood_name=values["ood"], score_name=values["score"],
+                                        metrics=metrics)
+        t_text = f", T={t:.3g}" if uses_t else ""
+        lines = [f"{values['score']}{t_text}, ID test vs OOD {values['ood']}:"]
+        lines += [f"  {label:<22} FPR95 {100 * m['fpr95']:5.1f}%   AUROC {100 * m['auroc']:5.1f}%"
+                  for label, m in metrics.items()]
+        extra = {"metrics": metrics, "id_scores": id_scores, "ood_scores": ood_scores, "effective_temperature": t}
+        return fig, "\n".join(lines), extra
+
+    return Explorer(controls, render, title="Score explorer: ID vs OOD from cached logits")
+
+
+# --------------------------------------------------------------------------- bound explorer
+
+
+def bound_explorer(tau: float = 0.04, k: int = 10, ks: Sequence[int] = (10, 100, 1000),
+                   points: Any = None, tau_range: tuple[float, float] = (0.005, 1.0)) -> Explorer:
+    """Sliders for τ and the class count k: a star moves along the bound curves (paper Prop. 3).
+
+    The text gives ``lower_bound(τ, k)`` (Prop. 3), ``tight_lower_bound(τ, k)`` and the confidence
+    cap ``1 / (1 + (k-1) e^{-gap/τ})``; ``state`` holds the same numbers unrounded.
+    ``points`` (runs' final train losses) is passed on to :func:`lnlab.plots.plot_lower_bound`.
+    """
+    import math
+
+    from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
+
+    controls = {
+        "tau": W.FloatLogSlider(value=tau, base=10, min=math.log10(tau_range[0]), max=math.log10(tau_range[1]),
+                                step=0.01, description="τ", readout_format=".3g"),
+        "k": W.IntSlider(value=k, min=2, max=1000, description="classes k"),
+    }
+
+    def render(values: dict[str, Any]) -> tuple[Figure, str, dict[str, Any]]:
+        t, n = float(values["tau"]), int(values["k"])
+        numbers = {
+            "lower_bound": float(lower_bound(t, n)),
+            "tight_lower_bound": float(tight_lower_bound(t, n)),
+            "confidence_cap": float(confidence_cap(t, n, tight=True)),
+            "confidence_cap_prop3": float(confidence_cap(t, n, tight=False)),
+        }
+        fig = plots.plot_lower_bound(ks=ks, points=points, marker=(t, n))
+        text = (f"τ = {t:.4g}, k = {n}\n"
+                f"  Prop. 3 lower bound     log(1+(k-1)e^(-2/τ))      = {numbers['lower_bound']:.4g} nats\n"
+                f"  tight bound (simplex)   log(1+(k-1)e^(-gap/τ))    = {numbers['tight_lower_bound']:.4g} nats\n"
+                f"  confidence cap (tight)  1/(1+(k-1)e^(-gap/τ))     = {numbers['confidence_cap']:.4g}\n"
+                f"  (gap = √(k/(k-1)) = {(n / (n - 1)) ** 0.5:.4f}, the unit-norm simplex optimum)")
+        return fig, text, numbers
+
+    return Explorer(controls, render, title="Bound explorer: LogitNorm's loss floor and confidence cap")
+
+
+# --------------------------------------------------------------------------- tau explorer
+
+
+def tau_explorer(runs: Mapping[str, Any] | Iterable[Any], view: str = "norm", ood: str | None = None,
+                 reference: str | None = "CE") -> Explorer:
+    """Pick one of several cached LogitNorm runs by τ and compare it with the CE run.
+
+    ``runs``: Runs (list or ``{label: Run}``) with ``config.loss`` / ``config.tau``,
+    ``history_frame()`` and ``logits``. Controls: ``tau`` (slider over the cached τ values),
+    ``view`` (``"norm"``: logit norm vs epoch; ``"msp"``: MSP histograms) and ``ood``.
+    """
+    runs = dict(runs) if isinstance(runs, Mapping) else plots.label_runs(runs)
+    by_tau = {float(r.config.tau): label for label, r in runs.items() if str(r.config.loss).lower() == "logitnorm"}
+    if not by_tau:
+        raise ValueError("no LogitNorm run among runs: pass runs trained with loss='logitnorm' at several τ")
+    ref = {reference: runs[reference]} if reference in runs else {}
+    oods = plots.ood_names(runs)
+    taus = sorted(by_tau)
+    controls = {
+        "tau": W.SelectionSlider(options=[(f"{t:g}", t) for t in taus], value=taus[0], description="τ"),
+        "view": W.ToggleButtons(options=[("logit norm vs epoch", "norm"), ("MSP histograms", "msp")], value=view),
+        "ood": W.Dropdown(options=oods, value=ood or (oods[0] if oods else None), description="OOD set"),
+    }
+
+    def render(values: dict[str, Any]) -> tuple[Figure, str, dict[str, Any]]:
+        label = by_tau[values["tau"]]
+        shown = {**ref, label: runs[label]}
+        controls["ood"].disabled = values["view"] != "msp"
+        if values["view"] == "msp":
+            fig = plots.plot_runs_histograms(shown, values["ood"], "msp")
+        else:
+            fig = plots.plot_runs_norm_vs_epoch(shown)
+        final = runs[label].history_frame().iloc[-1]
+        text = (f"{label}: final train loss {final.get('train_loss', float('nan')):.4g}, "
+                f"test accuracy {100 * final.get('test_acc', float('nan')):.1f}%")
+        return fig, text, {"label": label, "shown": list(shown)}
+
+    return Explorer(controls, render, title="τ explorer: cached LogitNorm runs")

@@ -1,0 +1,71 @@
+"""CLI: eval / sweep / train print tables from cached runs; bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from lnlab.cli import _parse_value, main
+from tests_support import ci_pair, ci_root
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    ci_pair(tmp_path_factory)  # trains the ci pair once per session (or reuses $LNLAB_RUNS)
+    return ci_root(tmp_path_factory)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["ce", "logitnorm"])
+def test_eval_prints_a_table_per_score_and_skips_missing_sets(root, loss, capsys):
+    rc = main(["eval", "--profile", "ci", "--loss", loss, "--tau", "0.04", "--scores", "msp", "energy",
+               "--ood", "svhn", "mnist", "gaussian", "--runs", root, "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert out.count("score:") == 2 and "score: msp" in out and "score: energy" in out
+    assert "test accuracy" in out and "mnist" in out and "gaussian" in out and "mean" in out
+    assert "svhn" not in out and "skipping OOD set 'svhn'" in err
+
+
+@pytest.mark.slow
+def test_eval_computes_logits_for_a_set_the_run_did_not_track(root, capsys):
+    rc = main(["eval", "--profile", "ci", "--ood", "uniform", "--runs", root, "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "uniform" in out
+
+
+@pytest.mark.slow
+def test_sweep_and_train_reuse_the_cache(root, capsys):
+    assert main(["sweep", "--profile", "ci", "--taus", "0.04", "--runs", root, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "logitnorm" in out and "msp_auroc" in out and out.count("True") == 2  # both cached
+    assert main(["train", "--profile", "ci", "--runs", root, "--no-progress"]) == 0
+    assert "cached" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--profile", "huge"], "unknown profile"),
+    (["train", "--loss", "logitnorm", "--tau", "-1"], "tau"),
+    (["train", "--set", "lr"], "KEY=VALUE"),
+    (["train", "--set", "learning_rate=0.1"], "valid fields"),
+    (["eval", "--scores", "softmax"], "unknown score"),
+])
+def test_bad_input_prints_one_line_and_exits_2(argv, message, capsys, monkeypatch):
+    import lnlab.runs
+
+    monkeypatch.setattr(lnlab.runs, "get_run", lambda *a, **k: pytest.fail("trained on bad input"))
+    if argv[0] == "eval":  # score names are checked after the run is loaded; give it a stand-in run
+        monkeypatch.setattr(lnlab.runs, "get_run", lambda *a, **k: _FakeRun())
+    assert main(argv + ["--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+class _FakeRun:
+    test_acc, directory, logits = 0.5, "-", {}
+
+
+def test_set_values_are_parsed():
+    assert _parse_value("0.05") == 0.05 and _parse_value("none") is None and _parse_value("true") is True
+    assert _parse_value("mnist,gaussian") == ("mnist", "gaussian") and _parse_value("cosine") == "cosine"
+    assert _parse_value('["a", "b"]') == ("a", "b")

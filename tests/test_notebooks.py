@@ -1,0 +1,85 @@
+"""Stored notebooks are clean and parameterised; run_suite executes notebooks in this interpreter's kernel.
+
+The real notebooks are executed by `.ci/run` (`lnlab figures --profile ci`), not here; the suite
+runner is tested on tiny throw-away notebooks so the test stays fast (one kernel start each).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from lnlab import suite
+
+NOTEBOOKS = suite.notebook_paths()
+SUITE_PARAMETERS = {"profile", "device", "data_root", "runs_root", "taus", "oods", "output", "progress"}
+
+
+def test_suite_has_the_three_notebooks_in_order():
+    assert [p.stem for p in NOTEBOOKS] == ["01_logit_norm_growth", "02_msp_histograms", "03_lower_bound"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_without_outputs_and_has_parameters_cell(path):
+    assert suite.notebook_problems(path) == []
+    nb = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
+    assert SUITE_PARAMETERS <= assigned
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_thin(path):
+    """Shared logic lives in lnlab: notebooks define no functions or classes and import lnlab."""
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    tree = ast.parse("\n".join(line for line in code.splitlines() if not line.startswith("%")))  # skip magics
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    assert "from lnlab import" in code
+
+
+def test_notebook_problems_and_strip(tmp_path):
+    nb = new_notebook(cells=[new_code_cell("x = 1", execution_count=3,
+                                           outputs=[nbformat.v4.new_output("stream", text="1")])])
+    path = tmp_path / "dirty.ipynb"
+    nbformat.write(nb, path)
+    problems = suite.notebook_problems(path)
+    assert any("outputs" in p for p in problems) and any("parameters" in p for p in problems)
+    assert suite.strip_notebook(path) is True
+    assert [p for p in suite.notebook_problems(path) if "parameters" not in p] == []
+    assert suite.strip_notebook(path) is False
+
+
+def _tiny_notebook(path, body: str) -> None:
+    params = new_code_cell('profile = "quick"\ndevice = "auto"\noutput = None\ndata_root = None\nruns_root = None')
+    params.metadata["tags"] = ["parameters"]
+    nbformat.write(new_notebook(cells=[params, new_code_cell(body)]), path)
+
+
+def test_run_suite_injects_parameters_uses_this_python_and_reports_failures(tmp_path, capsys):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _tiny_notebook(folder / "01_tiny.ipynb", (
+        "import sys\nfrom lnlab import plots\n"
+        f"assert sys.executable == {sys.executable!r}, sys.executable\n"
+        "assert profile == 'ci' and device == 'cpu'\n"
+        "plots.save_figure(plots.plot_lower_bound(ks=(10,)), '01_tiny_bound', output)"))
+    _tiny_notebook(folder / "02_broken.ipynb", "raise KeyError('no such run')")
+    out = tmp_path / "out"
+
+    written = suite.run_suite(profile="ci", output=out, device="cpu", notebooks=[str(folder / "01_tiny.ipynb")],
+                              runs_root=tmp_path / "runs")
+    assert sorted(p.name for p in written) == ["01_tiny_bound.pdf", "01_tiny_bound.png"]
+    assert (out / "01_tiny.ipynb").is_file() and str(out) in capsys.readouterr().out
+
+    with pytest.raises(suite.NotebookError, match=r"02_broken\.ipynb failed in cell .*KeyError.*no such run"):
+        suite.run_suite(profile="ci", output=out, notebooks=[str(folder / "02_broken.ipynb")])
+    assert (out / "02_broken.ipynb").is_file()
+
+
+def test_unknown_notebook_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown notebook"):
+        suite.notebook_paths(["99_nope"])
