@@ -23,7 +23,7 @@ figures: env
 	$(VENV)/bin/lnlab figures --profile $(PROFILE) --output $(OUTPUT) --device $(DEVICE)
 
 check-notebooks: env
-	$(VENV)/bin/python tools/check_notebooks.py --check notebooks
+	$(VENV)/bin/python tools/check_notebooks.py notebooks
 
 clean-notebooks: env
-	$(VENV)/bin/python tools/check_notebooks.py notebooks
+	$(VENV)/bin/python tools/check_notebooks.py --fix notebooks

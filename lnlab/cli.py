@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="figures", help="folder for executed notebooks and figures")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--notebooks", nargs="+", default=None, help="subset, e.g. 01 03_lower_bound")
+    p.add_argument("--taus", nargs="+", type=float, default=[0.04],
+                   help="LogitNorm temperatures; the first is compared with CE (default 0.04)")
     p.add_argument("--data", default=None, help="dataset root (default $LNLAB_DATA or data/)")
     p.add_argument("--runs", default=None, help="run-cache root (default $LNLAB_RUNS or runs/)")
     p.set_defaults(func=_cmd_figures)
@@ -230,6 +232,6 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     from lnlab.suite import run_suite
 
     files = run_suite(profile=args.profile, output=args.output, device=args.device, notebooks=args.notebooks,
-                      data_root=args.data, runs_root=args.runs)
+                      data_root=args.data, runs_root=args.runs, extra_parameters={"taus": args.taus})
     print(f"{len(files)} figure files written to {args.output}")
     return 0

@@ -117,6 +117,7 @@ def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figure
     if log_output:
         logging.getLogger("papermill").setLevel(logging.INFO)
         logging.basicConfig(level=logging.WARNING)
+    _train_shared_runs(parameters)
     written: list[Path] = []
     for path in paths:
         executed = out_dir / path.name
@@ -137,6 +138,20 @@ def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figure
 
 
 # --------------------------------------------------------------------------- runs for the notebooks
+
+
+def _train_shared_runs(parameters: dict[str, Any]) -> None:
+    """Train (or load) the CE + LogitNorm runs every notebook asks for, with progress bars here.
+
+    Inside the notebooks training is silent (``progress=False``), so the long part of a suite
+    happens first, visibly, and the notebooks then load the runs from the shared cache.
+    """
+    print(f"[lnlab figures] training or loading the {parameters['profile']} runs "
+          f"(cache: {parameters['runs_root']})", flush=True)
+    comparison_runs(parameters["profile"], taus=parameters.get("taus", (0.04,)), device=parameters["device"],
+                    data_root=parameters["data_root"], runs_root=parameters["runs_root"],
+                    oods=parameters.get("oods"), progress=True)
+
 
 
 def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), device: str = "auto",

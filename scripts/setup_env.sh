@@ -15,4 +15,12 @@ fi
 "$venv/bin/python" -m pip install --quiet "torch==$torch_version" "torchvision==$torchvision_version"
 "$venv/bin/python" -m pip install --quiet -e ".[dev]"
 "$venv/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lnlab)" >/dev/null
+
+# Offline packs beside the checkout (../shared/data): link them into data/ (git-ignored) so that
+# the default dataset root works without LNLAB_DATA. Existing files in data/ are left alone.
+if [ -d ../shared/data ]; then
+  for pack in ../shared/data/*.npz; do
+    [ -e "data/$(basename "$pack")" ] || ln -s "$(cd "$(dirname "$pack")" && pwd)/$(basename "$pack")" "data/$(basename "$pack")"
+  done
+fi
 echo "lnlab environment ready in $venv"

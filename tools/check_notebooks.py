@@ -17,10 +17,12 @@ from lnlab.suite import NOTEBOOKS_DIR, notebook_problems, strip_notebook  # noqa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to check (default: notebooks/*.ipynb)")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks or folders of notebooks to check (default: notebooks/)")
     parser.add_argument("--fix", action="store_true", help="strip outputs and execution counts in place first")
     args = parser.parse_args(argv)
-    paths = args.notebooks or sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+    paths = []
+    for given in args.notebooks or [NOTEBOOKS_DIR]:
+        paths += sorted(given.glob("*.ipynb")) if given.is_dir() else [given]
     failed = False
     for path in paths:
         if args.fix and strip_notebook(path):
