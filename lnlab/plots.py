@@ -37,8 +37,8 @@ PALETTE = "colorblind"
 NORM_STATS = ("mean", "median", "p10", "p90")
 _SPLIT_TITLES = {"train": "train (un-augmented subset)", "test": "ID test"}
 _SCORE_LABELS = {
-    "msp": "MSP  max softmax probability",
-    "energy": "energy score  T·logsumexp(f/T)",
+    "msp": "MSP: max softmax probability",
+    "energy": "energy score: T·logsumexp(f/T)",
     "max_logit": "max logit",
     "logit_norm": "logit norm ‖f(x)‖₂",
 }

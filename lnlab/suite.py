@@ -86,7 +86,7 @@ def _kernel_manager_class() -> type:
 def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figures", device: str = "auto",
               notebooks: Sequence[str] | None = None, data_root: str | os.PathLike | None = None,
               runs_root: str | os.PathLike | None = None, log_output: bool = False,
-              extra_parameters: dict[str, Any] | None = None) -> list[Path]:
+              extra_parameters: dict[str, Any] | None = None, pretrain: bool = True) -> list[Path]:
     """Execute the suite's notebooks in order with papermill; return the figure files written.
 
     ``output`` (default ``figures/``; ``None``: ``$LNLAB_FIGURES`` or ``figures/``) receives the
@@ -95,7 +95,8 @@ def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figure
     subset by stem or number prefix (``["01", "03_lower_bound"]``). Training progress bars are
     off in the executed notebooks (``progress=False`` is injected). A failing cell raises
     :class:`NotebookError` naming the notebook and the error; the executed notebook with its
-    traceback is still written to ``output``.
+    traceback is still written to ``output``. ``pretrain`` first trains (or loads) the runs the
+    notebooks share, with progress bars in this process, since training inside them is silent.
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -117,7 +118,8 @@ def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figure
     if log_output:
         logging.getLogger("papermill").setLevel(logging.INFO)
         logging.basicConfig(level=logging.WARNING)
-    _train_shared_runs(parameters)
+    if pretrain:
+        _train_shared_runs(parameters)
     written: list[Path] = []
     for path in paths:
         executed = out_dir / path.name

@@ -71,12 +71,12 @@ def test_run_suite_injects_parameters_uses_this_python_and_reports_failures(tmp_
     out = tmp_path / "out"
 
     written = suite.run_suite(profile="ci", output=out, device="cpu", notebooks=[str(folder / "01_tiny.ipynb")],
-                              runs_root=tmp_path / "runs")
+                              runs_root=tmp_path / "runs", pretrain=False)
     assert sorted(p.name for p in written) == ["01_tiny_bound.pdf", "01_tiny_bound.png"]
     assert (out / "01_tiny.ipynb").is_file() and str(out) in capsys.readouterr().out
 
     with pytest.raises(suite.NotebookError, match=r"02_broken\.ipynb failed in cell .*KeyError.*no such run"):
-        suite.run_suite(profile="ci", output=out, notebooks=[str(folder / "02_broken.ipynb")])
+        suite.run_suite(profile="ci", output=out, notebooks=[str(folder / "02_broken.ipynb")], pretrain=False)
     assert (out / "02_broken.ipynb").is_file()
 
 
