@@ -10,13 +10,14 @@ when that is intact). A run killed at any point resumes from its last completed 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -30,6 +31,7 @@ __all__ = ["Run", "get_run", "load_run", "list_runs", "get_pair", "RESULT_FILES"
 RESULT_FILES = ("config.json", "history.json", "logits.pt", "model.pt")
 MANIFEST = "manifest.json"
 CHECKPOINT = "checkpoint.pt"
+LOCK = ".lock"
 
 
 class CacheError(Exception):
@@ -83,16 +85,34 @@ def get_run(config: TrainConfig, root: str | os.PathLike | None = None, progress
     training it (or resuming its checkpoint) if it is not cached or its cache is corrupt."""
     config.validate()
     directory = runs_root(root) / config.key()
-    if (directory / MANIFEST).exists():
+    directory.mkdir(parents=True, exist_ok=True)
+    with _exclusive(directory / LOCK):  # a second process asking for the same run waits, then loads it
+        if (directory / MANIFEST).exists():
+            try:
+                run = load_run(directory)
+                run.from_cache = True
+                return run
+            except CacheError as exc:
+                warnings.warn(f"run cache {directory}: {exc}; recomputing", stacklevel=2)
+                for name in (MANIFEST, *RESULT_FILES):
+                    (directory / name).unlink(missing_ok=True)
+        return _train_and_save(config, directory, progress, callbacks)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``path`` (POSIX ``flock``; a no-op where that does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no cross-process guard
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            run = load_run(directory)
-            run.from_cache = True
-            return run
-        except CacheError as exc:
-            warnings.warn(f"run cache {directory}: {exc}; recomputing", stacklevel=2)
-            for name in (MANIFEST, *RESULT_FILES):
-                (directory / name).unlink(missing_ok=True)
-    return _train_and_save(config, directory, progress, callbacks)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def get_pair(profile: str = "ci", tau: float = 0.04, root: str | os.PathLike | None = None,
@@ -107,7 +127,6 @@ def get_pair(profile: str = "ci", tau: float = 0.04, root: str | os.PathLike | N
 def _train_and_save(config: TrainConfig, directory: Path, progress: bool, callbacks) -> Run:
     from lnlab.train import train
 
-    directory.mkdir(parents=True, exist_ok=True)
     result = train(config, checkpoint_path=directory / CHECKPOINT, progress=progress, callbacks=callbacks)
     atomic_write_json(directory / "config.json", {"key": config.key(), "config": config.to_dict(),
                                                   "canonical": config.canonical()})

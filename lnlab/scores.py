@@ -15,11 +15,13 @@ cached logits; ``odin`` and ``gradnorm`` need the model and the inputs.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lnlab.data import CIFAR_STD
 
 LOGIT_SCORES = ("msp", "max_logit", "energy", "logit_norm")
 MODEL_SCORES = ("odin", "gradnorm")
@@ -67,19 +69,25 @@ def _model_device(model: nn.Module) -> torch.device:
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
-def odin(model: nn.Module, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0.0014) -> torch.Tensor:
-    """ODIN score: MSP at temperature T of ``x - ε · sign(-∇ₓ log S_ŷ(x; T))``.
+def odin(model: nn.Module, x: torch.Tensor, temperature: float = 1000.0, epsilon: float = 0.0014,
+         std: Sequence[float] | None = CIFAR_STD) -> torch.Tensor:
+    """ODIN score: MSP at temperature T of ``x - ε · sign(∇ₓ CE(f(x)/T, ŷ)) / std``.
 
-    ``x`` are normalized model inputs; the model is used in its current mode (call ``eval()``).
+    ``x`` are inputs normalized with per-channel ``std`` (lnlab's default: the CIFAR statistics);
+    dividing the step by ``std`` makes ``ε`` a step in [0, 1] pixel units, as the ODIN code does.
+    Pass ``std=None`` for inputs that are not normalized. The model is used in its current mode
+    (call ``eval()``).
     """
     temperature = _check_temperature(temperature)
     x = x.detach().to(_model_device(model)).requires_grad_(True)
     logits = model(x).float() / temperature
     loss = F.cross_entropy(logits, logits.argmax(dim=1))
     (gradient,) = torch.autograd.grad(loss, x)
+    step = gradient.sign()
+    if std is not None:
+        step = step / torch.as_tensor(std, dtype=step.dtype, device=step.device).view(1, -1, 1, 1)
     with torch.no_grad():
-        perturbed = x - epsilon * gradient.sign()
-        return msp(model(perturbed), temperature).cpu()
+        return msp(model(x - epsilon * step), temperature).cpu()
 
 
 def _last_linear(model: nn.Module) -> nn.Linear:

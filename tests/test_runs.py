@@ -67,6 +67,29 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
     assert torch.equal(resumed.labels, clean.labels)
 
 
+def test_two_processes_asking_for_one_run_train_it_once(tmp_path):
+    """The second process waits for the first (file lock) and then loads the run from the cache."""
+    config = make_config("ci", **TINY)
+    log = tmp_path / "epochs.log"
+    script = textwrap.dedent(f"""
+        import json
+        from lnlab.train import TrainConfig
+        from lnlab.runs import get_run
+        config = TrainConfig.from_dict(json.loads({json.dumps(json.dumps(config.to_dict()))}))
+        def log_epoch(epoch, row):
+            with open({str(log)!r}, "a") as handle:
+                handle.write(f"{{epoch}}\\n")
+        run = get_run(config, root={str(tmp_path / "runs")!r}, progress=False, callbacks=[log_epoch])
+        print("cached" if run.from_cache else "trained")
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=os.environ.copy()) for _ in range(2)]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err[-2000:] for _, err in outputs]
+    assert sorted(out.strip() for out, _ in outputs) == ["cached", "trained"]
+    assert log.read_text().split() == ["1", "2", "3"]
+
+
 def test_truncated_history_is_detected_and_the_run_recomputed(tmp_path, monkeypatch):
     config = make_config("ci", **{**TINY, "epochs": 2})
     run = get_run(config, root=tmp_path, progress=False)

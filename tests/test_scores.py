@@ -50,6 +50,15 @@ def test_odin_raises_msp_of_its_own_prediction():
     assert torch.allclose(odin(model, x, temperature=1000.0, epsilon=0.0), plain.detach(), atol=1e-7)
 
 
+def test_odin_step_is_in_pixel_units_of_normalized_inputs():
+    """ε/std per channel: ε=0.01 on inputs normalized by std 0.5 is a step of 0.02 on the raw inputs."""
+    model = tiny_model()
+    x = torch.randn(8, 3, 2, 2)
+    scaled = odin(model, x, temperature=10.0, epsilon=0.01, std=(0.5, 0.5, 0.5))
+    assert torch.allclose(scaled, odin(model, x, temperature=10.0, epsilon=0.02, std=None), atol=1e-7)
+    assert not torch.allclose(scaled, odin(model, x, temperature=10.0, epsilon=0.01, std=None), atol=1e-7)
+
+
 def test_gradnorm_matches_closed_form_for_linear_head():
     """For the last layer W, ∂/∂W of -mean_c log softmax(f/T) = (softmax - 1/k) h^T / T."""
     model = tiny_model()
