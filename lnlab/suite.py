@@ -66,8 +66,13 @@ def _kernel_manager_class() -> type:
     from ipykernel.kernelspec import RESOURCES
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
 
     class CurrentPythonKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _local_socket_transport(self) -> str:  # a local socket, not TCP (ipykernel warns on TCP)
+            return "ipc" if os.name == "posix" else "tcp"
+
         @property
         def kernel_spec(self) -> KernelSpec:
             if self._kernel_spec is None:
