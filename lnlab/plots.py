@@ -333,8 +333,8 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
     simplex: gap ``sqrt(k/(k-1))``) on log–log axes, one colour per class count ``k``.
     Right: the highest softmax confidence reachable at that optimum, ``1 / (1 + (k-1) e^{-gap/τ})``:
     a large τ caps confidence far below 1, the more so the more classes there are.
-    ``points`` (columns ``tau``, ``num_classes``, ``loss``, optional ``label``) draws final train
-    losses of runs against their bound; ``marker=(tau, k)`` highlights one point on both panels.
+    ``points`` (columns ``tau``, ``num_classes``, ``loss``) draws final train losses of runs
+    against their bound; ``marker=(tau, k)`` highlights one point on both panels.
     """
     from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
 
@@ -360,14 +360,14 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
         handles = ax_bound.get_legend_handles_labels()[0]
         handles += [Line2D([], [], color="0.3", label="tight bound (simplex)"),
                     Line2D([], [], color="0.3", linestyle="--", label="Prop. 3 bound")]
-        if points is not None and _draw_run_points(ax_bound, points, palette):
-            handles.append(Line2D([], [], color="0.5", marker="o", markeredgecolor="black", linestyle="",
-                                  label="run: final train loss"))
+        if points is not None and _draw_run_points(ax_bound, points, palette, y_floor):
+            handles.append(Line2D([], [], color="0.5", marker="o", markeredgecolor="black", linestyle=":",
+                                  label="run: final train loss (dotted: gap to bound)"))
         if marker is not None:
             _draw_marker(ax_bound, ax_cap, *marker)
             handles.append(Line2D([], [], color="black", marker="*", markersize=9, linestyle="",
                                   label=f"τ={marker[0]:g}, k={marker[1]}"))
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7), frameon=False,
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False,
                    columnspacing=1.2, handlelength=1.8)
     return fig
 
@@ -379,23 +379,23 @@ def _above(values: np.ndarray, floor: float) -> np.ndarray:
 
 
 def _draw_run_points(ax: Axes, points: pd.DataFrame | Sequence[Mapping[str, Any]],
-                     palette: Mapping[int, Any]) -> bool:
-    """Draw ``(tau, loss)`` points coloured by class count; return whether any point was drawn."""
+                     palette: Mapping[int, Any], y_floor: float) -> bool:
+    """Draw each run's ``(tau, loss)`` point, coloured by class count, with a dotted segment down to
+    its attainable bound (the part of the loss training could still remove); return whether any
+    point was drawn. The points' labels are left to the table the notebook prints."""
+    from lnlab.losses import tight_lower_bound
+
     frame = points if isinstance(points, pd.DataFrame) else pd.DataFrame(list(points))
     if frame.empty:
         return False
     missing = {"tau", "num_classes", "loss"} - set(frame.columns)
     if missing:
         raise ValueError(f"points need columns tau, num_classes, loss; missing {sorted(missing)}")
-    seen: dict[float, int] = {}
     for row in frame.itertuples(index=False):
         color = palette.get(int(row.num_classes), "0.2")
+        bound = max(float(tight_lower_bound(row.tau, int(row.num_classes))), y_floor)
+        ax.plot([row.tau, row.tau], [bound, row.loss], color=color, linewidth=0.8, linestyle=":")
         ax.plot([row.tau], [row.loss], marker="o", color=color, markeredgecolor="black", linestyle="")
-        label = getattr(row, "label", None)
-        if isinstance(label, str) and label:
-            nth = seen[row.tau] = seen.get(row.tau, -1) + 1  # stack labels of runs sharing a τ
-            ax.annotate(label, (row.tau, row.loss), textcoords="offset points", xytext=(5, -3 - 8 * nth),
-                        fontsize=6)
     return True
 
 
