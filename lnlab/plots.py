@@ -103,14 +103,6 @@ def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None,
 # --------------------------------------------------------------------------- data helpers
 
 
-def run_label(config: Any) -> str:
-    """Legend label of a run config: ``"CE"`` or ``"LogitNorm τ=0.04"``."""
-    loss = str(getattr(config, "loss", "")).lower()
-    if loss == "logitnorm":
-        return f"LogitNorm τ={getattr(config, 'tau', float('nan')):g}"
-    return "CE" if loss == "ce" else loss or "run"
-
-
 def history_frame(history: pd.DataFrame | Sequence[Mapping[str, Any]] | Any) -> pd.DataFrame:
     """A run history as a DataFrame indexed by epoch (accepts a DataFrame, a list of dicts or a Run)."""
     if hasattr(history, "history_frame"):
@@ -414,9 +406,9 @@ def _draw_marker(ax_bound: Axes, ax_cap: Axes, tau: float, k: int) -> None:
 
 
 def label_runs(runs: Iterable[Any]) -> dict[str, Any]:
-    """``{run_label(run.config): run}`` for a list of Runs (CE first, then LogitNorm by τ)."""
+    """``{run.config.label(): run}`` for a list of Runs (CE first, then LogitNorm by τ)."""
     ordered = sorted(runs, key=lambda r: (str(r.config.loss).lower() != "ce", float(getattr(r.config, "tau", 0))))
-    return {run_label(run.config): run for run in ordered}
+    return {run.config.label(): run for run in ordered}
 
 
 def plot_runs_norm_vs_epoch(runs: Mapping[str, Any] | Iterable[Any], **kwargs: Any) -> Figure:

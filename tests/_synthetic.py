@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from lnlab.config import TrainConfig  # noqa: E402
 
 SPLITS = ("train", "test", "textures", "mnist")
 OODS = ("textures", "mnist")
@@ -49,7 +50,7 @@ def fake_run(loss: str, tau: float = 0.04, seed: int = 0, epochs: int = 6) -> Si
     """Something shaped like lnlab.runs.Run for the parts plots / widgets use."""
     frame = history(loss, epochs=epochs, seed=seed)
     return SimpleNamespace(
-        config=SimpleNamespace(loss=loss, tau=tau, dataset="cifar10"),
+        config=TrainConfig(loss=loss, tau=tau, dataset="cifar10", model="fastnet"),
         history=frame.reset_index().to_dict("records"),
         history_frame=lambda: frame,
         logits=logits(loss, seed=seed),
