@@ -1,5 +1,6 @@
-# lnlab: `make figures` runs the notebook suite, `make test` runs the tests.
-# Both create .venv first (scripts/setup_env.sh). Variables: PROFILE, OUTPUT, DEVICE, LNLAB_DATA.
+# lnlab: `make figures` runs the notebook suite, `make test` runs the tests, `make lab` opens the
+# notebooks in JupyterLab. All create .venv first (scripts/setup_env.sh).
+# Variables: PROFILE, OUTPUT, DEVICE, LNLAB_DATA (and $LNLAB_RUNS from the environment); LAB_PORT for lab.
 PROFILE ?= quick
 OUTPUT ?= figures
 DEVICE ?= auto
@@ -8,11 +9,11 @@ VENV ?= .venv
 LNLAB_DATA ?= $(if $(wildcard ../shared/data/*.npz),$(abspath ../shared/data),$(abspath data))
 export LNLAB_DATA
 
-.PHONY: env test figures clean-notebooks check-notebooks
+.PHONY: env test figures lab clean-notebooks check-notebooks
 
 env: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml scripts/setup_env.sh
+$(VENV)/.installed: pyproject.toml scripts/setup_env.sh jupyter/kernels/lnlab/kernel.json jupyter/lab/settings/overrides.json
 	LNLAB_VENV=$(VENV) bash scripts/setup_env.sh
 	touch $@
 
@@ -21,6 +22,10 @@ test: env
 
 figures: env
 	$(VENV)/bin/lnlab figures --profile $(PROFILE) --output $(OUTPUT) --device $(DEVICE)
+
+# JupyterLab on notebooks/ with the kernel "lnlab" and the roots of `make figures` (runs are reused); prints the URL.
+lab: env
+	LNLAB_VENV=$(VENV) bash scripts/lab.sh
 
 check-notebooks: env
 	$(VENV)/bin/python tools/check_notebooks.py notebooks

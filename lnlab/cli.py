@@ -45,10 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     _run_args(p)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("eval", help="OOD metrics of a run's post-hoc scores (trains the run if needed)")
+    p = sub.add_parser("eval", help="OOD metrics of a run's post-hoc scores (trains the run only if not cached)")
     _run_args(p)
     p.add_argument("--scores", nargs="+", default=["msp"], help="scores (see lnlab.scores), default msp")
-    p.add_argument("--ood", nargs="+", default=None, help="OOD sets (default: the run's tracked sets)")
+    p.add_argument("--ood", nargs="+", default=None,
+                   help="OOD sets: registered names, your own <data root>/NAME.npz or NAME/ folder, or paths "
+                        "(default: the profile's sets)")
+    p.add_argument("--id-set", default="test", choices=["test", "val"],
+                   help="ID side: the test set, or held-out training images (validation)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("sweep", help="a CE run plus one LogitNorm run per tau, with a summary table")
@@ -63,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", nargs="+", default=None, help="subset, e.g. 01 03_lower_bound")
     p.add_argument("--taus", nargs="+", type=float, default=[0.04],
                    help="LogitNorm temperatures; the first is compared with CE (default 0.04)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds of every run (default 0)")
     p.add_argument("--data", default=None, help="dataset root (default $LNLAB_DATA or data/)")
     p.add_argument("--runs", default=None, help="run-cache root (default $LNLAB_RUNS or runs/)")
     p.set_defaults(func=_cmd_figures)
@@ -76,7 +81,8 @@ def _run_args(p: argparse.ArgumentParser, loss: bool = True) -> None:
         p.add_argument("--tau", type=float, default=None, help="LogitNorm temperature (default 0.04)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the profile's)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="one run per seed, e.g. --seeds 0 1 2 (default: the profile's seed, 0)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any TrainConfig field, e.g. --set lr=0.05 --set ood=mnist,gaussian")
     p.add_argument("--data", default=None, help="dataset root (default $LNLAB_DATA or data/)")
@@ -84,10 +90,12 @@ def _run_args(p: argparse.ArgumentParser, loss: bool = True) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _config(args: argparse.Namespace, **fixed: Any):
+def _configs(args: argparse.Namespace, **fixed: Any) -> list:
+    """One validated TrainConfig per seed from the profile, the flags and ``--set`` overrides."""
     from lnlab.profiles import make_config
+    from lnlab.suite import check_seeds
 
-    overrides = {"epochs": args.epochs, "device": args.device, "seed": args.seed, "data_root": args.data,
+    overrides = {"epochs": args.epochs, "device": args.device, "data_root": args.data,
                  "loss": getattr(args, "loss", None), "tau": getattr(args, "tau", None)}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     for item in args.set:
@@ -96,7 +104,8 @@ def _config(args: argparse.Namespace, **fixed: Any):
             raise ValueError(f"--set takes KEY=VALUE (e.g. --set lr=0.05), got {item!r}")
         overrides[key.strip()] = _parse_value(value.strip())
     overrides.update(fixed)
-    return make_config(args.profile, **overrides)
+    seeds = check_seeds(args.seeds) if args.seeds is not None else [overrides.pop("seed", None)]
+    return [make_config(args.profile, **overrides, **({} if seed is None else {"seed": seed})) for seed in seeds]
 
 
 def _parse_value(text: str) -> Any:
@@ -114,124 +123,93 @@ def _parse_value(text: str) -> Any:
 def _cmd_train(args: argparse.Namespace) -> int:
     from lnlab.runs import get_run
 
-    config = _config(args)
-    run = get_run(config, root=args.runs, progress=not args.no_progress)
     columns = ["lr", "train_loss", "train_acc", "test_loss", "test_acc", "norm_train_mean", "norm_test_mean", "seconds"]
-    print(f"{config.label()} · {config.model} · {'cached' if run.from_cache else 'trained'} · {run.directory}")
-    print(run.history_frame()[columns].to_string(float_format=lambda v: f"{v:.4g}"))
+    for config in _configs(args):
+        run = get_run(config, root=args.runs, progress=not args.no_progress)
+        print(f"{config.label()} · seed {config.seed} · {config.model} · {'cached' if run.from_cache else 'trained'}"
+              f" · {run.directory}")
+        print(run.history_frame()[columns].to_string(float_format=lambda v: f"{v:.4g}"))
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from lnlab.evaluate import accuracy_table, check_scores, ood_table
+    from lnlab.runs import Seeds, get_run
+    from lnlab.tables import paper_layout
 
-    from lnlab.metrics import ood_metrics
-    from lnlab.runs import get_run
-
-    config = _config(args)
-    run = get_run(config, root=args.runs, progress=not args.no_progress)
-    names = list(args.ood or config.ood)
-    print(f"{config.label()} · {config.model} · test accuracy {100 * run.test_acc:.2f}% · {run.directory}")
-    for score_name in args.scores:
-        scores = _scores(run, score_name, names)
-        rows = {name: ood_metrics(scores["test"], s) for name, s in scores.items() if name != "test"}
-        if not rows:
-            print("no OOD set available; nothing to evaluate", file=sys.stderr)
-            return 2
-        table = 100 * pd.DataFrame(rows).T[["fpr95", "auroc", "aupr_in"]]
-        table.loc["mean"] = table.mean()
-        print(f"\nscore: {score_name}  (%; fpr95 lower is better, auroc/aupr_in higher)")
-        print(table.to_string(float_format=lambda v: f"{v:.2f}"))
+    check_scores(args.scores)
+    configs = _configs(args)
+    oods = _available_oods(configs[0], args.ood)
+    configs = [c.replace(ood=tuple(oods)) for c in configs]
+    runs = {configs[0].label(): Seeds(get_run(c, root=args.runs, progress=not args.no_progress) for c in configs)}
+    accuracy = accuracy_table(runs, args.id_set).iloc[0]
+    print(f"{configs[0].label()} · {configs[0].model} · seeds {[c.seed for c in configs]} · "
+          f"{args.id_set} accuracy {_mean_std(accuracy['accuracy_mean'], accuracy['accuracy_std'])}% · "
+          f"{runs[configs[0].label()][0].directory}")
+    table = ood_table(runs, scores=args.scores, oods=oods, id_set=args.id_set)
+    print(f"ID: {args.id_set}; %, mean ± std over seeds; FPR95 lower is better, AUROC / AUPR higher")
+    print(paper_layout(table).droplevel("run", axis=1).to_string())
     return 0
 
 
-def _scores(run, score_name: str, names: list[str]) -> dict:
-    """Scores of the ID test set and every available OOD set in ``names`` (missing sets: warned, skipped)."""
+def _available_oods(config, asked: list[str] | None) -> list[str]:
+    """OOD sets to evaluate, checked before any training: asked-for sets must exist (else an error);
+    the profile's default sets that are missing here are skipped with a one-line warning."""
     from lnlab.data import DatasetNotFoundError
-    from lnlab.scores import LOGIT_SCORES, available_scores, score
+    from lnlab.splits import eval_set
 
-    if score_name not in available_scores():
-        raise ValueError(f"unknown score {score_name!r}; pass --scores from {available_scores()}")
-    out = {}
-    for name in ["test", *names]:
+    names = list(asked) if asked else list(config.ood)
+    config = config.replace(ood=tuple(names))  # validates the names
+    found = []
+    for name in names:
         try:
-            if score_name in LOGIT_SCORES:
-                out[name] = score(score_name, _logits(run, name))
-            else:
-                out[name] = _model_score(run, score_name, name)
+            eval_set(config, name)
+            found.append(name)
         except DatasetNotFoundError as exc:
+            if asked:
+                raise
             print(f"lnlab: warning: skipping OOD set {name!r}: not available locally ({str(exc).split('. ')[0]})",
                   file=sys.stderr)
-    return out
+    if not found:
+        raise ValueError("no OOD set is available; pass --ood with a set under your data root")
+    return found
 
 
-def _logits(run, name: str):
-    """Cached logits, or logits computed with the run's final model for a set it did not track."""
-    if name in run.logits:
-        return run.logits[name]
-    cache = run.__dict__.setdefault("_extra_logits", {})
-    if name not in cache:
-        from lnlab.norms import eval_loader, predict
+def _mean_std(mean: float, std: float) -> str:
+    from lnlab.tables import cell
 
-        model, device = _model_on_device(run)
-        cache[name] = predict(model, eval_loader(_images(run, name), device, channels_last=False))
-    return cache[name]
-
-
-def _model_score(run, score_name: str, name: str):
-    import torch
-
-    from lnlab.data import Loader
-    from lnlab.scores import score
-
-    model, device = _model_on_device(run)
-    loader = Loader(_images(run, name), None, batch_size=256, device=device)
-    return torch.cat([score(score_name, model=model, x=x).cpu() for x, _ in loader])
-
-
-def _images(run, name: str):
-    from lnlab.norms import load_eval_sets
-
-    if name == "test":
-        return load_eval_sets(run.config, names=())["test"].images
-    return load_eval_sets(run.config, names=(name,))[name].images
-
-
-def _model_on_device(run):
-    import torch
-
-    if "_model" not in run.__dict__:
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        run.__dict__["_model"] = (run.model().to(device), device)
-    return run.__dict__["_model"]
+    return cell(mean, std, 2)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from lnlab.metrics import ood_metrics
-    from lnlab.runs import get_run
-    from lnlab.scores import score
+    from lnlab.evaluate import accuracy_table, ood_table
+    from lnlab.runs import Seeds, get_run
 
-    configs = [_config(args, loss="ce")] + [_config(args, loss="logitnorm", tau=t) for t in args.taus]
-    rows = []
-    for config in configs:
-        run = get_run(config, root=args.runs, progress=not args.no_progress)
-        msp_id = score("msp", run.logits["test"])
-        metrics = pd.DataFrame([ood_metrics(msp_id, score("msp", v)) for k, v in run.logits.items() if k != "test"])
-        rows.append({"loss": config.loss, "tau": None if config.loss == "ce" else config.tau,
-                     "test_acc": 100 * run.test_acc, "msp_fpr95": 100 * metrics["fpr95"].mean(),
-                     "msp_auroc": 100 * metrics["auroc"].mean(), "final_train_loss": run.final_train_loss,
-                     "cached": run.from_cache})
-    print(f"profile {args.profile}: mean over OOD sets {list(configs[0].ood)} (%)")
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}", na_rep="-"))
+    groups = [_configs(args, loss="ce")] + [_configs(args, loss="logitnorm", tau=t) for t in args.taus]
+    oods = _available_oods(groups[0][0], None)
+    runs = {configs[0].label(): Seeds(get_run(c.replace(ood=tuple(oods)), root=args.runs, progress=not args.no_progress)
+                                      for c in configs) for configs in groups}
+    means = ood_table(runs, ["msp"], oods).loc["mean"]
+    accuracy = accuracy_table(runs)
+    rows = [{"run": label, "seeds": len(group), "test_acc": _mean_std(*accuracy.loc[label, ["accuracy_mean", "accuracy_std"]]),
+             "msp_fpr95": _mean_std(means[(label, "msp", "fpr95", "mean")], means[(label, "msp", "fpr95", "std")]),
+             "msp_auroc": _mean_std(means[(label, "msp", "auroc", "mean")], means[(label, "msp", "auroc", "std")]),
+             "final_train_loss": f"{pd.Series([r.final_train_loss for r in group]).mean():.3g}",
+             "cached": all(r.from_cache for r in group)} for label, group in runs.items()]
+    print(f"profile {args.profile}: % (mean ± std over seeds); OOD metrics are means over {oods}")
+    print(pd.DataFrame(rows).to_string(index=False))
     return 0
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
     from lnlab.suite import run_suite
 
+    from lnlab.suite import check_seeds
+
     files = run_suite(profile=args.profile, output=args.output, device=args.device, notebooks=args.notebooks,
-                      data_root=args.data, runs_root=args.runs, extra_parameters={"taus": args.taus})
+                      data_root=args.data, runs_root=args.runs,
+                      extra_parameters={"taus": args.taus, "seeds": check_seeds(args.seeds)})
     print(f"{len(files)} figure files written to {args.output}")
     return 0

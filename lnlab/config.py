@@ -22,9 +22,14 @@ SCHEDULES = ("step", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_OOD = ("textures", "mnist", "tinyimagenet", "gaussian")
 # Bump when a change to the training code changes results: old cache entries then stop matching.
-ENGINE_VERSION = 1
-# Fields that never change results and so stay out of the cache key.
-_NOT_HASHED = ("data_root",)
+# 2: the classifier head runs in float32 under bf16 autocast; evaluation fields left the key.
+ENGINE_VERSION = 2
+# Fields that do not change the weights or the training history's training columns, so they stay
+# out of the cache key: where the packs live, and what is evaluated (which OOD sets, how many
+# images of each, the test and norm subsets). Asking for another OOD set reuses the run and
+# computes that set's logits from the saved weights (``Run.logits_for``).
+EVALUATION_FIELDS = ("ood", "ood_limit", "norm_subset", "test_subset_per_class")
+_NOT_HASHED = ("data_root", *EVALUATION_FIELDS)
 _FLOAT_FIELDS = ("tau", "lr", "momentum", "weight_decay", "gamma", "warmup_epochs")
 
 
@@ -76,7 +81,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.ood, str):
             self.ood = (self.ood,)
-        self.ood = tuple(str(name).lower() for name in self.ood)
+        self.ood = tuple(_ood_name(str(name)) for name in self.ood)
         self.milestones = tuple(float(m) for m in self.milestones)
         for name in _FLOAT_FIELDS:  # 1 and 1.0 must give the same key
             value = getattr(self, name)
@@ -172,6 +177,13 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------------- helpers
+def _ood_name(name: str) -> str:
+    """Registered names are case-insensitive; a user's own set or path keeps its spelling."""
+    from lnlab.data import is_registered
+
+    return name.lower() if is_registered(name) else name
+
+
 def _choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
     if value not in valid:
         raise ValueError(f"unknown {name} {value!r}; pass one of {list(valid)}")
@@ -196,14 +208,15 @@ def _finite(name: str, value: Any, low: float | None = None, high: float | None 
 
 
 def _check_datasets(dataset: str, ood: tuple[str, ...]) -> None:
-    from lnlab.data import DATASETS
+    """In-distribution name registered; OOD names registered OOD sets or a user's own (checked on load)."""
+    from lnlab.data import DATASETS, in_distribution_names, is_registered
 
-    in_dist = [n for n, d in DATASETS.items() if d.role == "in-distribution"]
-    if dataset not in in_dist:
-        raise ValueError(f"unknown in-distribution dataset {dataset!r}; pass dataset= one of {in_dist}")
-    oods = [n for n, d in DATASETS.items() if (d.role == "ood" or d.also_ood) and n != dataset]
-    bad = [n for n in ood if n not in oods]
+    if dataset not in in_distribution_names():
+        raise ValueError(f"unknown in-distribution dataset {dataset!r}; pass dataset= one of {in_distribution_names()}")
+    bad = [n for n in ood if n == dataset or (is_registered(n) and not DATASETS[n.lower()].is_ood) or not n.strip()]
     if bad:
-        raise ValueError(f"unknown OOD set(s) {bad} for dataset {dataset!r}; pass ood= a subset of {oods}")
+        oods = [n for n, d in DATASETS.items() if d.is_ood and n != dataset]
+        raise ValueError(f"{bad} cannot be OOD sets for dataset {dataset!r}; pass ood= names from {oods} "
+                         "or your own set (a pack <data root>/NAME.npz, a folder <data root>/NAME/, or a path)")
     if len(set(ood)) != len(ood):
         raise ValueError(f"ood lists a set twice: {list(ood)}; pass each name once")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 
 from lnlab import _sources as src
@@ -36,7 +37,7 @@ __all__ = [
     "ImageSet", "Loader", "available_datasets", "balanced_subset", "load_dataset", "normalize",
 ]
 
-IN_DISTRIBUTION, OOD = "in-distribution", "ood"
+IN_DISTRIBUTION, OOD, VALIDATION = "in-distribution", "ood", "validation"
 SYNTHETIC_SIZE = 10_000
 
 
@@ -53,6 +54,11 @@ class DatasetInfo:
     host: str = ""  # download host, probed before trying
     tv_marker: str = ""  # file or folder torchvision creates in its root once downloaded
     synthetic: bool = False
+
+    @property
+    def is_ood(self) -> bool:
+        """Usable as an OOD set (test or validation)."""
+        return self.role in (OOD, VALIDATION) or self.also_ood
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -89,7 +95,11 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("mnist", OOD, "MNIST test digits, grey -> RGB, 28 -> 32 (far-OOD)", False, "MNIST",
                     {"test": [{"train": False}]}, "ossci-datasets.s3.amazonaws.com", "MNIST"),
         DatasetInfo("tinyimagenet", OOD, "Tiny ImageNet val (near-OOD)"),
-        DatasetInfo("gaussian", OOD, "clip(N(0.5, 0.25^2), 0, 1) noise, seeded", synthetic=True),
+        DatasetInfo("gaussian", OOD, "clip(N(0, 0.5^2), -1, 1) noise in the network's input space (OE code), seeded",
+                    synthetic=True),
+        DatasetInfo("gaussian_val", VALIDATION, "validation OOD set for choosing tau: the same noise as 'gaussian', "
+                    "another seed stream", synthetic=True),
+        DatasetInfo("gaussian_pixel", OOD, "clip(N(0.5, 0.25^2), 0, 1) noise in pixel space, seeded", synthetic=True),
         DatasetInfo("uniform", OOD, "U[0, 1] noise, seeded", synthetic=True),
     ]
 }
@@ -133,42 +143,113 @@ def _info(name: str) -> DatasetInfo:
     return DATASETS[key]
 
 
+# Synthetic sets: (kind, seed stream). Each name draws from its own stream of the generator, so the
+# validation noise never repeats an image of the test noise.
+_SYNTHETIC = {"gaussian": ("input_gaussian", 0), "gaussian_val": ("input_gaussian", 1),
+              "gaussian_pixel": ("pixel_gaussian", 0), "uniform": ("uniform", 0)}
+
+
 def synthetic(name: str, n: int = SYNTHETIC_SIZE, seed: int = 0) -> torch.Tensor:
     """Seeded noise images, uint8 (n, 3, 32, 32).
 
-    ``gaussian``: ``round(255 * clip(0.5 + 0.25 * z, 0, 1))`` with z ~ N(0, 1) per pixel — the
-    pixel-space form of the Outlier-Exposure / LogitNorm code's ``clip(N(0, 0.5^2), -1, 1)`` on a
-    [-1, 1] scale. ``uniform``: every value 0..255 equally likely, i.e. U[0, 1] quantised.
+    ``gaussian`` / ``gaussian_val``: ``clip(N(0, 0.5^2), -1, 1)`` per value in the network's
+    normalised input space, the Outlier Exposure code's Gaussian noise that the paper tunes τ on
+    (Sec. 5.1), stored as the pixels ``mean + std * v`` that normalise back to it (to 1/255).
+    ``gaussian_val`` is the validation copy from another seed stream. ``gaussian_pixel``:
+    ``round(255 * clip(0.5 + 0.25 * z, 0, 1))`` (lnlab's earlier definition; about twice the
+    amplitude once normalised). ``uniform``: every value 0..255 equally likely, i.e. U[0, 1].
     """
-    gen = torch.Generator().manual_seed(int(seed))
-    if name == "gaussian":
-        z = torch.randn((n, 3, 32, 32), generator=gen)
+    kind, stream = _SYNTHETIC[name]
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, stream]).generate_state(1)[0]
+    gen = torch.Generator().manual_seed(int(state))
+    shape = (n, 3, 32, 32)
+    if kind == "input_gaussian":
+        value = (0.5 * torch.randn(shape, generator=gen)).clamp_(-1, 1)
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (CIFAR_MEAN, CIFAR_STD))
+        return (mean + std * value).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+    if kind == "pixel_gaussian":
+        z = torch.randn(shape, generator=gen)
         return (0.5 + 0.25 * z).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-    return torch.randint(0, 256, (n, 3, 32, 32), generator=gen, dtype=torch.uint8)
+    return torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
 
 
 def load_dataset(name: str, split: str = "test", root: str | os.PathLike | None = None,
                  n: int | None = None, seed: int = 0) -> ImageSet:
-    """Load one split of a registered dataset as uint8 images (N, 3, 32, 32) + labels + class names.
+    """Load one split of a dataset as uint8 images (N, 3, 32, 32) + labels + class names.
 
-    Sources are tried in order pack -> torchvision -> image folder (see the module docstring);
-    the first that works wins. ``n`` keeps at most ``n`` images (a subset chosen with ``seed``,
-    in original order); for ``gaussian`` / ``uniform`` it is the number generated (default 10,000).
-    Raises ``ValueError`` for an unknown name or split, ``DatasetNotFoundError`` if no source works.
+    A registered name (``DATASETS``) tries its sources in order pack -> torchvision -> image
+    folder (see the module docstring). Any other name is a user's own OOD set, found without
+    registering it (:func:`load_custom`): ``<root>/<name>.npz``, an image folder ``<root>/<name>/``,
+    or ``name`` as a path to either. ``n`` keeps at most ``n`` images (a subset chosen with
+    ``seed``, in original order); for the synthetic sets it is the number generated (default
+    10,000). Raises ``ValueError`` for a bad split or ``n``, ``DatasetNotFoundError`` if nothing
+    provides the set.
     """
+    if n is not None and int(n) < 1:
+        raise ValueError(f"n must be a positive number of images or None; got {n}")
+    if not is_registered(name):
+        if split != "test":
+            raise ValueError(f"unknown in-distribution dataset {name!r}; pass one of {in_distribution_names()}")
+        images, source = load_custom(name, root)
+        return ImageSet(_first(images, n, seed), None, None, str(name), split, source)
     info = _info(name)
     if split not in info.splits:
         raise ValueError(f"dataset {info.name!r} has splits {list(info.splits)}; got split={split!r}")
-    if n is not None and int(n) < 1:
-        raise ValueError(f"n must be a positive number of images or None; got {n}")
     if info.synthetic:
         return ImageSet(synthetic(info.name, int(n or SYNTHETIC_SIZE), seed), None, None, info.name, split, "synthetic")
     base = data_root(root)
     images, labels, classes, source = _resolve(info, split, base)
-    if n is not None and int(n) < images.shape[0]:
-        keep = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(int(seed)))[: int(n)].sort().values
+    keep = _subset(images.shape[0], n, seed)
+    if keep is not None:
         images, labels = images[keep], None if labels is None else labels[keep]
     return ImageSet(images, labels, classes, info.name, split, source)
+
+
+def _subset(total: int, n: int | None, seed: int) -> torch.Tensor | None:
+    """Sorted indices of a seeded subset of ``n`` of ``total`` items, or None to keep all."""
+    if n is None or int(n) >= total:
+        return None
+    return torch.randperm(total, generator=torch.Generator().manual_seed(int(seed)))[: int(n)].sort().values
+
+
+def _first(images: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
+    keep = _subset(images.shape[0], n, seed)
+    return images if keep is None else images[keep]
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is a registered dataset (else it is read as a user's own set or a path)."""
+    return str(name).lower() in DATASETS
+
+
+def in_distribution_names() -> list[str]:
+    return [n for n, d in DATASETS.items() if d.role == IN_DISTRIBUTION]
+
+
+def load_custom(name: str | os.PathLike, root: str | os.PathLike | None = None) -> tuple[torch.Tensor, str]:
+    """Images of an unregistered OOD set and where they came from, without registering it.
+
+    Tried in order: ``name`` as a path to a ``.npz`` pack or an image folder; ``<root>/<name>.npz``
+    (key ``x``, plain HWC uint8 or JPEG bytes ``x_jpeg`` + ``x_offsets``, any image size); an
+    image folder ``<root>/<name>/`` (jpg/png at any depth, any size). Images are resized like the
+    registered sets (short side 32, bilinear, antialiased, centre crop).
+    """
+    base = data_root(root)
+    path = Path(name).expanduser()
+    candidates = [path] if path.suffix == ".npz" or path.is_dir() or os.sep in str(name) else []
+    candidates += [base / f"{name}.npz", base / str(name)]
+    tried = []
+    for candidate in candidates:
+        try:
+            if candidate.suffix == ".npz":
+                return src.read_pack(candidate, "test")[0], f"pack:{candidate}"
+            return src.read_folder(candidate, labelled=False)[0], f"folder:{candidate}"
+        except src.SourceUnavailable as exc:
+            tried.append(str(exc))
+    raise DatasetNotFoundError(
+        f"OOD set {str(name)!r} is not a registered dataset and was not found: " + "; ".join(tried)
+        + f". Put a pack at {base / (str(name) + '.npz')} (key 'x', HWC uint8) or images in {base / str(name)}/, "
+        f"pass a path, or use a registered name: {', '.join(n for n, d in DATASETS.items() if d.is_ood)}")
 
 
 def _resolve(info: DatasetInfo, split: str, base: Path) -> tuple[Any, Any, Any, str]:
@@ -252,6 +333,13 @@ def _present(info: DatasetInfo, base: Path) -> str | bool:
     return False
 
 
+def available_ood_sets(dataset: str = "cifar10", root: str | os.PathLike | None = None) -> list[str]:
+    """Registered test OOD sets for ``dataset`` that can be loaded here without a download (in registry order)."""
+    base = data_root(root)
+    return [d.name for d in DATASETS.values()
+            if d.is_ood and d.role != VALIDATION and d.name != dataset and _present(d, base)]
+
+
 def available_datasets(root: str | os.PathLike | None = None) -> DatasetTable:
     """Every registered dataset: name, role, whether it is also an OOD set, sources, local presence.
 
@@ -260,7 +348,7 @@ def available_datasets(root: str | os.PathLike | None = None) -> DatasetTable:
     """
     base = data_root(root)
     table = DatasetTable(
-        {"name": d.name, "role": d.role, "ood": d.role == OOD or d.also_ood,
+        {"name": d.name, "role": d.role, "ood": d.is_ood,
          "splits": list(d.splits), "sources": d.sources, "present": _present(d, base), "description": d.description}
         for d in DATASETS.values()
     )

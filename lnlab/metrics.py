@@ -1,13 +1,14 @@
 """OOD-detection and calibration metrics (paper Sec. 5 "Evaluation metrics", Table 1; ECE in Sec. 5.3).
 
-Thin wrappers over scikit-learn and torchmetrics.  In-distribution (ID) samples are the
+OOD metrics are thin wrappers over scikit-learn.  In-distribution (ID) samples are the
 positive class, scores are "higher = more ID", and every number is a fraction in [0, 1].
 
 * ``fpr95``: false-positive rate on OOD samples at the threshold where 95% of ID samples are
   accepted (TPR = 0.95).
 * ``auroc``: area under the ROC curve.
 * ``aupr_in`` / ``aupr_out``: average precision with ID / OOD as the positive class.
-* ``ece``: expected calibration error with equal-width confidence bins (Guo et al. 2017).
+* ``ece``: expected calibration error with equal-width confidence bins (Guo et al. 2017), on
+  probabilities only (``torch.softmax(logits, 1)``): logits and probabilities cannot be told apart.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Union
 import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
-from torchmetrics.functional.classification import multiclass_calibration_error
 
 ArrayLike = Union[np.ndarray, torch.Tensor, list]
 
@@ -58,46 +58,73 @@ def ood_metrics(id_scores: ArrayLike, ood_scores: ArrayLike) -> dict[str, float]
     }
 
 
-def _probabilities_and_labels(logits_or_probs: ArrayLike, labels: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
-    values = torch.as_tensor(np.asarray(logits_or_probs) if isinstance(logits_or_probs, list) else logits_or_probs)
-    values = values.detach().float().cpu()
-    targets = torch.as_tensor(labels).detach().long().cpu()
-    if values.dim() != 2:
-        raise ValueError(f"logits_or_probs must be 2-D (num_samples, num_classes), got shape {tuple(values.shape)}")
-    if targets.dim() != 1 or targets.shape[0] != values.shape[0]:
-        raise ValueError(f"labels must be 1-D with {values.shape[0]} entries, got shape {tuple(targets.shape)}")
-    if values.shape[0] == 0:
-        raise ValueError("logits_or_probs is empty; pass at least one sample")
-    if not torch.isfinite(values).all():
-        raise ValueError("logits_or_probs contains NaN or inf")
-    is_probability = bool((values >= 0).all() and (values <= 1).all() and torch.allclose(values.sum(1), torch.ones(1), atol=1e-4))
-    probabilities = values if is_probability else torch.softmax(values, dim=1)
-    return probabilities, targets
+PROBABILITY_ATOL = 1e-3  # how far a row sum may be from 1 (float16 / float32 softmax rounding)
 
 
-def ece(logits_or_probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> float:
-    """Expected calibration error, equal-width bins on the top-1 confidence (torchmetrics, L1 norm).
+def _labels_array(labels: ArrayLike, num_rows: int) -> np.ndarray:
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    targets = np.asarray(labels)
+    if targets.ndim != 1 or targets.shape[0] != num_rows:
+        raise ValueError(f"labels must be 1-D with {num_rows} entries, got shape {targets.shape}")
+    if targets.size and not np.issubdtype(targets.dtype, np.integer):
+        if not np.all(np.mod(targets, 1) == 0):
+            raise ValueError(f"labels must be integer class indices, got dtype {targets.dtype}")
+    return targets.astype(np.int64)
 
-    Rows that already are probabilities (non-negative, summing to 1) are used as they are; anything
-    else is treated as logits and passed through a softmax.
+
+def _rows_array(values: ArrayLike, name: str) -> np.ndarray:
+    """A finite, non-empty 2-D float64 array ``(num_samples, num_classes)``."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().double().numpy()
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (num_samples, num_classes), got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty; pass at least one sample")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return array
+
+
+def _probabilities_and_labels(probabilities: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Validate class probabilities (rows >= 0 summing to 1) and their labels; float64 / int64 arrays."""
+    array = _rows_array(probabilities, "probabilities")
+    sums = array.sum(axis=1)
+    bad = (array < 0).any(axis=1) | (np.abs(sums - 1.0) > PROBABILITY_ATOL)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"probabilities must be non-negative rows summing to 1 (row {row} sums to {sums[row]:.4g}, "
+                         f"min {array[row].min():.4g}); for logits pass torch.softmax(logits, 1)")
+    return array, _labels_array(labels, array.shape[0])
+
+
+def ece(probabilities: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> float:
+    """Expected calibration error (Guo et al. 2017) of class probabilities, ``n_bins`` equal-width bins.
+
+    ``sum over bins of count/N * |accuracy - mean confidence|`` on the top-1 confidence, bins as in
+    :func:`reliability_bins`. ``probabilities`` must be rows of probabilities (non-negative, summing to
+    1): pass ``torch.softmax(logits, 1)`` for logits (for LogitNorm, the raw logits, as the paper scores).
     """
-    probabilities, targets = _probabilities_and_labels(logits_or_probs, labels)
-    value = multiclass_calibration_error(
-        probabilities, targets, num_classes=probabilities.shape[1], n_bins=n_bins, norm="l1"
-    )
-    return float(value)
+    bins = reliability_bins(probabilities, labels, n_bins)
+    filled = bins["count"] > 0
+    weights = bins["count"][filled] / bins["count"].sum()
+    return float(np.sum(weights * np.abs(bins["accuracy"][filled] - bins["confidence"][filled])))
 
 
-def reliability_bins(logits_or_probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> dict[str, np.ndarray]:
-    """Per-bin mean confidence, accuracy and count for a reliability diagram (bins as in :func:`ece`).
+def reliability_bins(probabilities: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> dict[str, np.ndarray]:
+    """Per-bin mean confidence, accuracy and count for a reliability diagram (the bins of :func:`ece`).
 
-    Returns numpy arrays ``bin_lower``, ``bin_upper``, ``confidence``, ``accuracy`` (NaN for empty
-    bins) and ``count``.  ``sum(count/N * |accuracy - confidence|)`` over non-empty bins is the ECE.
+    ``probabilities``: rows of class probabilities (see :func:`ece`). Bin ``i`` holds top-1
+    confidences in ``[i/n, (i+1)/n)``, the last bin also 1.0. Returns numpy arrays ``bin_lower``,
+    ``bin_upper``, ``confidence``, ``accuracy`` (NaN for empty bins) and ``count``;
+    ``sum(count/N * |accuracy - confidence|)`` over non-empty bins is the ECE.
     """
-    probabilities, targets = _probabilities_and_labels(logits_or_probs, labels)
-    confidence, prediction = probabilities.max(dim=1)
-    correct = (prediction == targets).double().numpy()
-    confidence = confidence.double().numpy()
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer such as 15, got {n_bins!r}")
+    array, targets = _probabilities_and_labels(probabilities, labels)
+    confidence, prediction = array.max(axis=1), array.argmax(axis=1)
+    correct = (prediction == targets).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     index = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, n_bins - 1)
     count = np.bincount(index, minlength=n_bins)
@@ -114,6 +141,7 @@ def reliability_bins(logits_or_probs: ArrayLike, labels: ArrayLike, n_bins: int 
 
 
 def accuracy(logits: ArrayLike, labels: ArrayLike) -> float:
-    """Top-1 accuracy as a fraction in [0, 1]."""
-    probabilities, targets = _probabilities_and_labels(logits, labels)
-    return float((probabilities.argmax(dim=1) == targets).double().mean())
+    """Top-1 accuracy as a fraction in [0, 1] (``logits`` or probabilities: only the argmax counts)."""
+    array = _rows_array(logits, "logits")
+    targets = _labels_array(labels, array.shape[0])
+    return float((array.argmax(axis=1) == targets).mean())

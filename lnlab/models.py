@@ -7,7 +7,9 @@
   GPU sweeps; ``width`` and ``depth`` set its size.
 
 All models return raw logits f(x) of shape (N, num_classes); the logit norm ||f(x)||_2 that
-LogitNorm controls (paper Eq. 5) is taken on exactly this output.
+LogitNorm controls (paper Eq. 5) is taken on exactly this output. The classifier head always runs
+in float32, also under bf16 autocast: LogitNorm divides by tau * ||f||, and at tau = 0.01 rounding
+f to bf16 moves the per-sample loss by up to ~0.16 nats (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+def float32_head(fc: nn.Linear, features: torch.Tensor) -> torch.Tensor:
+    """``fc(features)`` in float32 whatever the autocast state: the logits feed the loss and the scores."""
+    with torch.autocast(features.device.type, enabled=False):
+        return fc(features.float())
+
 
 # ---------------------------------------------------------------------------------------------
 # WideResNet (Zagoruyko & Komodakis 2016), as in hongxin001/logitnorm_ood models/wrn.py
@@ -77,7 +85,7 @@ class WideResNet(nn.Module):
         out = self.block3(self.block2(self.block1(self.conv1(x))))
         out = F.relu(self.bn(out))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
-        return self.fc(out)
+        return float32_head(self.fc, out)
 
 
 def _init_official(model: nn.Module) -> None:
@@ -130,7 +138,7 @@ class ResNet18(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.stages(self.stem(x))
-        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+        return float32_head(self.fc, F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +173,7 @@ class FastNet(nn.Module):
         self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+        return float32_head(self.fc, F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
 
 
 # ---------------------------------------------------------------------------------------------

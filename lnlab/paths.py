@@ -1,7 +1,19 @@
-"""Where lnlab reads and writes: dataset root, run cache, decoded-data cache.
+"""Where lnlab reads and writes: dataset root, run cache, figures, decoded-data cache, notebooks.
 
-Every location follows the same order: an explicit argument, else an environment variable,
-else a folder at the repository root (or the user's cache folder for derived files).
+Every location follows the same order: an explicit argument, else an environment variable, else a
+default that depends on how lnlab is installed:
+
+| location | variable | source checkout (``pip install -e .``, ``make env``) | installed package (``pip install .``) |
+| --- | --- | --- | --- |
+| datasets | ``$LNLAB_DATA`` | ``<checkout>/data`` | ``<user cache>/data`` |
+| run cache | ``$LNLAB_RUNS`` | ``<checkout>/runs`` | ``<user cache>/runs`` |
+| figures | ``$LNLAB_FIGURES`` | ``<checkout>/figures`` | ``figures/`` in the working directory |
+| derived files | ``$LNLAB_CACHE`` | ``<user cache>`` | ``<user cache>`` |
+| notebooks | | ``<checkout>/notebooks`` | ``notebooks/`` in the working directory |
+
+``<user cache>`` is ``$XDG_CACHE_HOME/lnlab`` (``~/.cache/lnlab``). An installed package never writes
+next to its own code (site-packages): expensive things (datasets, trained runs) go to the user's cache,
+where every folder finds them again; figures go where the user is working.
 """
 
 from __future__ import annotations
@@ -9,17 +21,30 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
+def _find_checkout() -> Path | None:
+    """The source checkout this package is imported from, or None when it is an installed copy."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        is_checkout = 'name = "lnlab"' in (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return root if is_checkout else None
+
+
+CHECKOUT: Path | None = _find_checkout()
+# The checkout, or the working directory at import for an installed package (kept for older callers).
+REPO_ROOT: Path = CHECKOUT if CHECKOUT is not None else Path.cwd()
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """Dataset root: ``root``, else ``$LNLAB_DATA``, else ``data/`` at the repository root."""
-    return _resolve(root, "LNLAB_DATA", REPO_ROOT / "data")
+    """Dataset root: ``root``, else ``$LNLAB_DATA``, else ``data/`` in the checkout (installed: the user cache)."""
+    return _resolve(root, "LNLAB_DATA", _checkout_or_cache("data"))
 
 
 def runs_root(root: str | os.PathLike | None = None) -> Path:
-    """Run-cache root: ``root``, else ``$LNLAB_RUNS``, else ``runs/`` at the repository root."""
-    return _resolve(root, "LNLAB_RUNS", REPO_ROOT / "runs")
+    """Run-cache root: ``root``, else ``$LNLAB_RUNS``, else ``runs/`` in the checkout (installed: the user cache)."""
+    return _resolve(root, "LNLAB_RUNS", _checkout_or_cache("runs"))
 
 
 def cache_root(root: str | os.PathLike | None = None) -> Path:
@@ -28,13 +53,25 @@ def cache_root(root: str | os.PathLike | None = None) -> Path:
     ``root``, else ``$LNLAB_CACHE``, else ``$XDG_CACHE_HOME/lnlab`` (``~/.cache/lnlab``).
     Never the dataset folder itself: packs may live on a read-only mount.
     """
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return _resolve(root, "LNLAB_CACHE", Path(xdg) / "lnlab")
+    return _resolve(root, "LNLAB_CACHE", _user_cache())
 
 
 def figures_root(root: str | os.PathLike | None = None) -> Path:
-    """Figure folder: ``root``, else ``$LNLAB_FIGURES``, else ``figures/`` at the repository root."""
-    return _resolve(root, "LNLAB_FIGURES", REPO_ROOT / "figures")
+    """Figure folder: ``root``, else ``$LNLAB_FIGURES``, else ``figures/`` in the checkout (installed: the working directory)."""
+    return _resolve(root, "LNLAB_FIGURES", (CHECKOUT or Path.cwd()) / "figures")
+
+
+def notebooks_root() -> Path:
+    """The suite's notebooks: ``notebooks/`` in the checkout, else in the working directory."""
+    return (CHECKOUT or Path.cwd()) / "notebooks"
+
+
+def _user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lnlab"
+
+
+def _checkout_or_cache(name: str) -> Path:
+    return CHECKOUT / name if CHECKOUT is not None else _user_cache() / name
 
 
 def _resolve(root: str | os.PathLike | None, env_var: str, default: Path) -> Path:

@@ -126,59 +126,30 @@ def _to_numpy(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).ravel()
 
 
-def _logits_of(run: Any) -> Mapping[str, Any]:
-    return run.logits if hasattr(run, "logits") else run
-
-
 def ood_names(runs: Mapping[str, Any]) -> list[str]:
-    """OOD sets present in every run's cached logits (every key except ``"test"``), in first-run order."""
-    logits = [_logits_of(run) for run in runs.values()]
-    if not logits:
-        return []
-    return [name for name in logits[0] if name != "test" and all(name in other for other in logits[1:])]
+    """OOD sets of the runs' configs (``config.ood``), or the OOD keys of dicts of logits, in first-run order."""
+    from lnlab.evaluate import default_oods
+
+    names = [default_oods({label: run}) for label, run in runs.items()]
+    return [name for name in names[0] if all(name in other for other in names[1:])] if names else []
 
 
 def score_sets(runs: Mapping[str, Any], ood: str, score_name: str = "msp",
                temperature: float | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """ID-test and OOD scores per run from cached logits: ``({label: id}, {label: ood})``.
+    """ID-test and OOD scores per run: ``({label: id}, {label: ood})`` (first seed of a ``Seeds``).
 
-    ``runs`` maps a label to a Run (uses ``.logits``) or to a dict of logits with a ``"test"`` key.
-    Higher score = more in-distribution (see :func:`lnlab.scores.score`).
+    ``runs`` maps a label to a Run (logits from ``Run.logits_for``) or to a dict of logits with a
+    ``"test"`` key. Higher score = more in-distribution (see :func:`lnlab.scores.score`).
     """
+    from lnlab.evaluate import logits_of
     from lnlab.scores import score
 
+    kwargs = {} if temperature is None else {"temperature": temperature}
     id_scores, ood_scores = {}, {}
     for label, run in runs.items():
-        logits = _logits_of(run)
-        if ood not in logits:
-            raise ValueError(f"run {label!r} has no logits for OOD set {ood!r}; pass one of {sorted(logits)}")
-        kwargs = {} if temperature is None else {"temperature": temperature}
-        id_scores[label] = _to_numpy(score(score_name, logits["test"], **kwargs))
-        ood_scores[label] = _to_numpy(score(score_name, logits[ood], **kwargs))
+        id_scores[label] = _to_numpy(score(score_name, logits_of(run, "test"), **kwargs))
+        ood_scores[label] = _to_numpy(score(score_name, logits_of(run, ood), **kwargs))
     return id_scores, ood_scores
-
-
-def ood_metric_table(runs: Mapping[str, Any], oods: Iterable[str] | None = None, score_name: str = "msp",
-                     temperature: float | None = None) -> pd.DataFrame:
-    """FPR95 / AUROC / AUPR (in %) of one score for every run and OOD set, plus each run's mean.
-
-    Rows are ``(run, ood)``; the paper's Table 1 reports the same columns (FPR95 ↓, AUROC ↑, AUPR ↑).
-    """
-    from lnlab.metrics import ood_metrics
-
-    oods = list(oods) if oods is not None else ood_names(runs)
-    rows = []
-    for ood in oods:
-        id_scores, ood_scores = score_sets(runs, ood, score_name, temperature)
-        for label in runs:
-            metrics = ood_metrics(id_scores[label], ood_scores[label])
-            rows.append({"run": label, "ood": ood, **{k: 100 * v for k, v in metrics.items()}})
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    means = table.groupby("run", sort=False).mean(numeric_only=True).reset_index().assign(ood="mean")
-    table = pd.concat([table, means], ignore_index=True)
-    return table.set_index(["run", "ood"]).sort_index(level=0, sort_remaining=False).round(2)
 
 
 def norm_table(histories: Mapping[str, Any], splits: Sequence[str] | None = None) -> pd.DataFrame:
@@ -203,7 +174,8 @@ def save_table(table: pd.DataFrame, name: str, folder: str | os.PathLike | None 
 
 
 def plot_norm_vs_epoch(histories: Mapping[str, Any], splits: Sequence[str] | None = None,
-                       log_y: bool = True, band: bool = True, width: float = DOUBLE_COLUMN) -> Figure:
+                       log_y: bool = True, band: bool = True, width: float = DOUBLE_COLUMN,
+                       band_label: str = "10–90% of samples") -> Figure:
     """Mean raw logit norm ``‖f(x)‖₂`` vs epoch, one panel per split, one colour per run (paper Fig. 2 / Sec. 3).
 
     ``histories`` maps a label (e.g. ``"CE"``, ``"LogitNorm τ=0.04"``) to a history
@@ -244,7 +216,7 @@ def plot_norm_vs_epoch(histories: Mapping[str, Any], splits: Sequence[str] | Non
         for ax in axes.flat[len(splits):]:
             ax.set_visible(False)
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        handles.append(Patch(color="0.6", alpha=0.4, label="10–90% of samples"))
+        handles.append(Patch(color="0.6", alpha=0.4, label=band_label))
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
     return fig
 
@@ -412,9 +384,31 @@ def label_runs(runs: Iterable[Any]) -> dict[str, Any]:
 
 
 def plot_runs_norm_vs_epoch(runs: Mapping[str, Any] | Iterable[Any], **kwargs: Any) -> Figure:
-    """:func:`plot_norm_vs_epoch` from Runs (a dict ``{label: Run}`` or a list of Runs)."""
+    """:func:`plot_norm_vs_epoch` from Runs (a dict ``{label: Run or Seeds}`` or a list of Runs).
+
+    With several seeds per label the line is the mean over seeds and the band spans the seeds'
+    lowest to highest mean norm (the spread over seeds) instead of the sample percentiles.
+    """
+    from lnlab.evaluate import runs_of
+
     runs = runs if isinstance(runs, Mapping) else label_runs(runs)
-    return plot_norm_vs_epoch({label: run.history_frame() for label, run in runs.items()}, **kwargs)
+    groups = {label: runs_of(group) for label, group in runs.items()}
+    if all(len(g) == 1 for g in groups.values()):
+        return plot_norm_vs_epoch({label: g[0].history_frame() for label, g in groups.items()}, **kwargs)
+    frames = {label: seed_spread([run.history_frame() for run in g]) for label, g in groups.items()}
+    seeds = max(len(g) for g in groups.values())
+    return plot_norm_vs_epoch(frames, band_label=f"range over {seeds} seeds", **kwargs)
+
+
+def seed_spread(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Histories of several seeds as one: ``norm_<split>_mean`` averaged, ``_p10`` / ``_p90`` = its min / max over seeds."""
+    means = pd.concat([f.filter(like="_mean") for f in frames], keys=range(len(frames)))
+    grouped = means.groupby(level=1)
+    spread = grouped.mean()
+    for column in means.columns:
+        stem = column[: -len("_mean")]
+        spread[f"{stem}_p10"], spread[f"{stem}_p90"] = grouped[column].min(), grouped[column].max()
+    return spread
 
 
 def plot_runs_histograms(runs: Mapping[str, Any], ood: str, score_name: str = "msp",
@@ -422,3 +416,95 @@ def plot_runs_histograms(runs: Mapping[str, Any], ood: str, score_name: str = "m
     """:func:`plot_msp_histograms` from cached logits of Runs (or dicts of logits)."""
     id_scores, ood_scores = score_sets(runs, ood, score_name, temperature)
     return plot_msp_histograms(id_scores, ood_scores, ood_name=ood, score_name=score_name, **kwargs)
+
+
+# --------------------------------------------------------------------------- τ study
+
+
+def plot_tau_study(table: pd.DataFrame, oods: Sequence[str], chosen: float | None = None,
+                   by_test: float | None = None, width: float = DOUBLE_COLUMN) -> Figure:
+    """Accuracy, ECE, validation AUROC and test AUROC / FPR95 against τ (log axis), CE as a dashed line.
+
+    ``table``: :func:`lnlab.tau.tau_table` (one row per run; ``_std`` columns give error bars over
+    seeds). ``chosen`` marks the τ picked on validation data (solid line), ``by_test`` the τ the
+    test OOD sets would pick (dotted), for comparison.
+    """
+    panels = [("accuracy", "ID test accuracy (%)"), ("ece", "ECE, 15 bins (%)"),
+              ("val_auroc", "validation AUROC (%)\nheld-out ID vs val. noise"),
+              ("auroc", "test AUROC of MSP (%)"), ("fpr95", "test FPR95 of MSP (%) ↓")]
+    ln = table[table["tau"].notna()].sort_values("tau")
+    ce = table[table["tau"].isna()]
+    with paper_style():
+        fig, axes = new_figure(len(panels), 1, width=width, height=2.4)
+        palette = colors(len(oods) + 1)
+        for ax, (column, ylabel) in zip(axes.flat, panels):
+            series = [(f"{o}_{column}", o, c) for o, c in zip([*oods, "mean"], palette)] \
+                if column in ("auroc", "fpr95") else [(column, None, "black")]
+            for key, label, color in series:
+                lw = 2.0 if label in (None, "mean") else 1.0
+                ax.errorbar(ln["tau"], ln[key], yerr=ln[f"{key}_std"].fillna(0), color=color, marker="o",
+                            markersize=3, linewidth=lw, capsize=2, label=label)
+                if not ce.empty:
+                    ax.axhline(float(ce[key].iloc[0]), color=color, linestyle="--", linewidth=0.8)
+            for tau, style in ((chosen, "-"), (by_test, ":")):
+                if tau is not None:
+                    ax.axvline(tau, color="0.3", linestyle=style, linewidth=1.0)
+            ax.set(xscale="log", xlabel="temperature τ (unitless)", ylabel=ylabel)
+        handles, labels = axes.flat[3].get_legend_handles_labels()
+        handles += [Line2D([], [], color="0.3", linestyle="--", label="CE (no τ)"),
+                    Line2D([], [], color="0.3", linestyle="-", label="τ picked on validation"),
+                    Line2D([], [], color="0.3", linestyle=":", label="τ the test sets would pick")]
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), frameon=False)
+    return fig
+
+
+# --------------------------------------------------------------------------- calibration: reliability diagrams
+
+
+def plot_reliability_diagrams(panels: Mapping[str, Mapping[str, np.ndarray]], ece: Mapping[str, float] | None = None,
+                              width: float = DOUBLE_COLUMN) -> Figure:
+    """Reliability diagrams side by side (Guo et al. 2017), one column per entry of ``panels``.
+
+    ``panels`` maps a title to :func:`lnlab.metrics.reliability_bins` output. Top row: accuracy per
+    confidence bin (bars) against the diagonal of perfect calibration, the gap to the bin's mean
+    confidence hatched (red: overconfident, bin below the diagonal; blue: underconfident); the
+    panel prints the ECE (from ``ece`` or recomputed from the bins). Bottom row: share of samples
+    per bin, which is how much each gap weighs in the ECE.
+    """
+    if not panels:
+        raise ValueError("panels is empty: pass {title: reliability_bins(probabilities, labels)}")
+    n = len(panels)
+    over, under = sns.color_palette(PALETTE)[3], sns.color_palette(PALETTE)[0]
+    with paper_style():
+        fig, axes = new_figure(n, 2, width=width, height=3.3, sharex=True, sharey="row",
+                               gridspec_kw={"height_ratios": [3, 1]})
+        for i, (title, bins) in enumerate(panels.items()):
+            ax, ax_count = axes[0, i], axes[1, i]
+            lower, upper = np.asarray(bins["bin_lower"]), np.asarray(bins["bin_upper"])
+            count = np.asarray(bins["count"], dtype=np.float64)
+            filled = count > 0
+            centres, widths = (lower + upper) / 2, upper - lower
+            acc, conf = np.asarray(bins["accuracy"]), np.asarray(bins["confidence"])
+            ax.bar(centres[filled], acc[filled], width=widths[filled], color="0.55", edgecolor="0.2", linewidth=0.5,
+                   label="accuracy in the bin")
+            gap_color = [over if c > a else under for a, c in zip(acc[filled], conf[filled])]
+            ax.bar(centres[filled], conf[filled] - acc[filled], bottom=acc[filled], width=widths[filled],
+                   color="none", edgecolor=gap_color, hatch="////", linewidth=0.6)
+            ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=0.9)
+            value = ece[title] if ece is not None and title in ece else float(
+                np.sum(count[filled] / count.sum() * np.abs(acc[filled] - conf[filled])))
+            ax.text(0.04, 0.96, f"ECE {100 * value:.1f}%\nn = {int(count.sum())}", transform=ax.transAxes,
+                    va="top", ha="left",
+                    bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7", "alpha": 0.9})
+            ax.set(xlim=(0, 1), ylim=(0, 1), title=title)
+            ax_count.bar(centres, count / count.sum(), width=widths, color="0.55", edgecolor="0.2", linewidth=0.5)
+            ax_count.set(xlabel="confidence: max softmax probability")
+        axes[0, 0].set_ylabel("accuracy (fraction correct)")
+        axes[1, 0].set_ylabel("share of\nsamples")
+        axes[1, 0].set_ylim(0, 1)
+        handles = [Patch(facecolor="0.55", edgecolor="0.2", label="accuracy in the confidence bin"),
+                   Patch(facecolor="none", edgecolor=over, hatch="////", label="gap: overconfident"),
+                   Patch(facecolor="none", edgecolor=under, hatch="////", label="gap: underconfident"),
+                   Line2D([], [], color="black", linestyle="--", label="perfect calibration")]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    return fig

@@ -26,7 +26,7 @@ from lnlab.atomic import atomic_torch_save, atomic_write_json
 from lnlab.config import TrainConfig
 from lnlab.paths import runs_root
 
-__all__ = ["Run", "get_run", "load_run", "list_runs", "get_pair", "RESULT_FILES"]
+__all__ = ["Run", "Seeds", "get_run", "load_run", "list_runs", "get_pair", "RESULT_FILES"]
 
 RESULT_FILES = ("config.json", "history.json", "logits.pt", "model.pt")
 MANIFEST = "manifest.json"
@@ -40,16 +40,42 @@ class CacheError(Exception):
 
 @dataclass
 class Run:
-    """A finished training run, loaded from the cache (see the module docstring for the files)."""
+    """A finished training run, loaded from the cache (see the module docstring for the files).
+
+    ``config`` is the configuration the run was asked for: its training fields equal the trained
+    ones (same key); its evaluation fields (``ood``, ``ood_limit``, ``test_subset_per_class``) say
+    what ``logits``, ``labels`` and ``test_acc`` refer to. ``history`` is what training recorded
+    every epoch (norm statistics of the sets tracked when it was trained).
+    """
 
     config: TrainConfig
     key: str
     directory: Path
     history: list[dict]
-    logits: dict[str, torch.Tensor]
-    labels: torch.Tensor
     classes: list[str] = field(default_factory=list)
     from_cache: bool = False
+
+    def logits_for(self, name: str) -> torch.Tensor:
+        """Float32 raw logits on any evaluation set, computed once from the weights (``lnlab.evaluate``)."""
+        from lnlab.evaluate import logits_for
+
+        return logits_for(self, name)
+
+    def labels_for(self, name: str) -> torch.Tensor:
+        """Labels of an ID evaluation set: "test", "val" (held-out training images) or "train"."""
+        from lnlab.evaluate import labels_for
+
+        return labels_for(self, name)
+
+    @property
+    def logits(self) -> dict[str, torch.Tensor]:
+        """``{"test": …, <each set in config.ood>: …}``: float32 raw logits (see :meth:`logits_for`)."""
+        return {name: self.logits_for(name) for name in ("test", *self.config.ood)}
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """Labels of the ID test set (``config.test_subset_per_class`` per class if set)."""
+        return self.labels_for("test")
 
     @property
     def final_train_loss(self) -> float:
@@ -58,7 +84,8 @@ class Run:
 
     @property
     def test_acc(self) -> float:
-        return float(self.history[-1]["test_acc"])
+        """Accuracy on the ID test set of ``config`` (fraction)."""
+        return float((self.logits_for("test").argmax(1) == self.labels).float().mean())
 
     def history_frame(self):
         """The history as a pandas DataFrame indexed by epoch."""
@@ -70,26 +97,48 @@ class Run:
         """The network with its final weights, on CPU, in eval mode."""
         from lnlab.train import make_model
 
-        net = make_model(self.config, len(self.classes) or self.logits["test"].shape[1])
+        net = make_model(self.config, len(self.classes))
         net.load_state_dict(torch.load(self.directory / "model.pt", map_location="cpu", weights_only=True))
         return net.eval()
 
     def __repr__(self) -> str:
-        return (f"Run({self.config.label()}, {self.config.model}, key={self.key!r}, epochs={len(self.history)}, "
-                f"test_acc={self.test_acc:.3f}, from_cache={self.from_cache})")
+        return (f"Run({self.config.label()}, {self.config.model}, seed={self.config.seed}, key={self.key!r}, "
+                f"epochs={len(self.history)}, from_cache={self.from_cache})")
+
+
+class Seeds(list):
+    """The runs of one configuration over several seeds (``comparison_runs(seeds=…)``).
+
+    Attribute access reads the first seed's run, so code written for one run (figures, widgets)
+    works unchanged; :func:`lnlab.evaluate.ood_table` and the figures that show a spread use all.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or not len(self):
+            raise AttributeError(name)
+        return getattr(self[0], name)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [run.config.seed for run in self]
 
 
 def get_run(config: TrainConfig, root: str | os.PathLike | None = None, progress: bool = True,
             callbacks: Iterable[Callable[[int, dict], None]] = ()) -> Run:
     """The run of ``config`` from the cache under ``root`` (else ``$LNLAB_RUNS``, else ``runs/``),
-    training it (or resuming its checkpoint) if it is not cached or its cache is corrupt."""
+    training it (or resuming its checkpoint) if it is not cached or its cache is corrupt.
+
+    Only the training fields pick the cache entry (``TrainConfig.key``): a config that differs in
+    evaluation fields only (e.g. ``ood``) reuses the run, and its new sets are evaluated from the
+    saved weights on first use.
+    """
     config.validate()
     directory = runs_root(root) / config.key()
     directory.mkdir(parents=True, exist_ok=True)
     with _exclusive(directory / LOCK):  # a second process asking for the same run waits, then loads it
         if (directory / MANIFEST).exists():
             try:
-                run = load_run(directory)
+                run = load_run(directory, config)
                 run.from_cache = True
                 return run
             except CacheError as exc:
@@ -125,6 +174,8 @@ def get_pair(profile: str = "ci", tau: float = 0.04, root: str | os.PathLike | N
 
 
 def _train_and_save(config: TrainConfig, directory: Path, progress: bool, callbacks) -> Run:
+    from lnlab.evaluate import EVAL_DIR, entry_name, store_tensor
+    from lnlab.splits import eval_set
     from lnlab.train import train
 
     result = train(config, checkpoint_path=directory / CHECKPOINT, progress=progress, callbacks=callbacks)
@@ -137,13 +188,16 @@ def _train_and_save(config: TrainConfig, directory: Path, progress: bool, callba
     atomic_write_json(directory / MANIFEST, {"key": config.key(),
                                              "files": {n: _sha256(directory / n) for n in RESULT_FILES}})
     (directory / CHECKPOINT).unlink(missing_ok=True)
-    return Run(config, config.key(), directory, result.history, result.logits, result.labels, result.classes)
+    for name, logits in result.logits.items():  # the final logits training computed: the eval cache's first entries
+        store_tensor(directory / EVAL_DIR / f"logits-{entry_name(name, eval_set(config, name).images)}.pt", logits)
+    return Run(config, config.key(), directory, result.history, result.classes)
 
 
-def load_run(directory: str | os.PathLike) -> Run:
+def load_run(directory: str | os.PathLike, config: TrainConfig | None = None) -> Run:
     """Load a finished run from its folder, verifying every file against ``manifest.json``.
 
-    Raises ``CacheError`` if the run is incomplete or any file is missing or corrupt.
+    ``config`` (same key) sets the evaluation fields of the returned run; default: the trained
+    config. Raises ``CacheError`` if the run is incomplete or any file is missing or corrupt.
     """
     directory = Path(directory)
     try:
@@ -159,12 +213,14 @@ def load_run(directory: str | os.PathLike) -> Run:
             raise CacheError(f"{name} does not match its checksum (truncated or modified)")
     try:
         meta = json.loads((directory / "config.json").read_text())
-        config = TrainConfig.from_dict(meta["config"])
+        trained = TrainConfig.from_dict(meta["config"])
         history = json.loads((directory / "history.json").read_text())
         saved = torch.load(directory / "logits.pt", map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure means the cache entry is unusable
         raise CacheError(f"cannot read the run ({type(exc).__name__}: {exc})") from None
-    return Run(config, meta["key"], directory, history, saved["logits"], saved["labels"], list(saved["classes"]))
+    if config is not None and config.key() != trained.key():
+        raise CacheError(f"the run in {directory} has key {trained.key()}, not {config.key()}")
+    return Run(config or trained, meta["key"], directory, history, list(saved["classes"]))
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[Run]:

@@ -19,13 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 import nbformat
 
-from lnlab.paths import REPO_ROOT, figures_root, runs_root as default_runs_root
+from lnlab.paths import figures_root, notebooks_root, runs_root as default_runs_root
 
 if TYPE_CHECKING:
     import pandas as pd
 
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-KERNEL_NAME = "python3"
+NOTEBOOKS_DIR = notebooks_root()
+# The kernelspec every notebook names (pip installs it: jupyter/kernels/lnlab); not "python3", which any
+# other Python on the machine can shadow. JupyterLab opens the notebooks with it without asking.
+KERNEL_NAME = "lnlab"
+KERNEL_DISPLAY_NAME = "Python 3 (lnlab)"
 
 
 class NotebookError(RuntimeError):
@@ -78,7 +81,7 @@ def _kernel_manager_class() -> type:
             if self._kernel_spec is None:
                 self._kernel_spec = KernelSpec(
                     argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                    display_name=f"Python {sys.version_info.major} (lnlab)", language="python",
+                    display_name=KERNEL_DISPLAY_NAME, language="python",
                     resource_dir=RESOURCES, name=KERNEL_NAME)
             return self._kernel_spec
 
@@ -157,49 +160,72 @@ def _train_shared_runs(parameters: dict[str, Any]) -> None:
           f"(cache: {parameters['runs_root']})", flush=True)
     comparison_runs(parameters["profile"], taus=parameters.get("taus", (0.04,)), device=parameters["device"],
                     data_root=parameters["data_root"], runs_root=parameters["runs_root"],
-                    oods=parameters.get("oods"), progress=True)
+                    oods=parameters.get("oods"), progress=True, seeds=parameters.get("seeds", (0,)))
 
 
 
 def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), device: str = "auto",
                     data_root: str | os.PathLike | None = None, runs_root: str | os.PathLike | None = None,
-                    oods: Sequence[str] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train or load (run cache) one CE run and one LogitNorm run per τ: ``{"CE": Run, "LogitNorm τ=…": Run}``.
+                    oods: Sequence[str] | None = None, progress: bool = True,
+                    seeds: Sequence[int] = (0,)) -> dict[str, Any]:
+    """Train or load (run cache) CE and one LogitNorm run per τ, each for every seed.
 
+    Returns ``{"CE": Seeds, "LogitNorm τ=<taus[0]>": Seeds, …}`` in that order: CE first, then the
+    τ values *in the order given*, so the first two entries (:func:`main_pair`) compare CE with the
+    τ the user named first. A ``Seeds`` is the list of one config's runs over ``seeds`` and reads
+    like its first run. ``device`` ``"auto"`` or None keeps the profile's device (``ci`` pins the
+    CPU); ``oods`` overrides the profile's OOD sets (an evaluation choice: cached runs are reused).
     Every notebook asks for the same configs, so within a suite each run is trained once.
-    ``device`` ``"auto"`` or None keeps the profile's device (``ci`` pins the CPU); ``oods``
-    overrides the profile's tracked OOD sets (None keeps them).
     """
-    from lnlab.plots import label_runs
     from lnlab.profiles import make_config
-    from lnlab.runs import get_run
+    from lnlab.runs import Seeds, get_run
 
     overrides: dict[str, Any] = {} if device in (None, "auto") else {"device": device}
     if data_root is not None:
         overrides["data_root"] = str(data_root)
     if oods is not None:
         overrides["ood"] = tuple(oods)
-    configs = [make_config(profile, loss="ce", **overrides)]
-    configs += [make_config(profile, loss="logitnorm", tau=float(tau), **overrides) for tau in taus]
-    return label_runs(get_run(config, root=runs_root, progress=progress) for config in configs)
+    seeds = check_seeds(seeds)
+    losses = [{"loss": "ce"}] + [{"loss": "logitnorm", "tau": float(tau)} for tau in dict.fromkeys(taus)]
+    groups = [[make_config(profile, **loss, seed=seed, **overrides) for seed in seeds] for loss in losses]
+    return {configs[0].label(): Seeds(get_run(c, root=runs_root, progress=progress) for c in configs)
+            for configs in groups}
+
+
+def check_seeds(seeds: Sequence[int] | int) -> list[int]:
+    """Seeds as a list of distinct non-negative ints (ValueError saying what to pass otherwise)."""
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct non-negative integers, e.g. [0, 1, 2]; got {seeds}")
+    return seeds
+
+
+def main_pair(runs: dict[str, Any]) -> dict[str, Any]:
+    """CE and the LogitNorm run at the first τ of :func:`comparison_runs` (the notebooks' main comparison)."""
+    if len(runs) < 2:
+        raise ValueError("main_pair needs the CE run and at least one LogitNorm run (pass taus=[...])")
+    return dict(list(runs.items())[:2])
 
 
 def bound_points(runs: Any) -> "pd.DataFrame":
     """Final train loss of each LogitNorm run with its τ and class count, for :func:`lnlab.plots.plot_lower_bound`.
 
-    The class count is read from the run's cached test logits. Columns: tau, num_classes, loss,
-    label, lower_bound (Prop. 3), tight_lower_bound.
+    ``runs``: the runs to draw (``{label: Run or Seeds}`` as from :func:`comparison_runs`, or a
+    list); every seed is a point. The class count is read from the run's test logits. Columns: tau,
+    num_classes, loss, label, lower_bound (Prop. 3), tight_lower_bound.
     """
     import pandas as pd
 
+    from lnlab.evaluate import logits_of, runs_of
     from lnlab.losses import lower_bound, tight_lower_bound
 
-    runs = runs.values() if isinstance(runs, dict) else runs
+    runs = [run for group in (runs.values() if isinstance(runs, dict) else runs) for run in runs_of(group)]
     rows = []
     for run in runs:
         if str(run.config.loss).lower() != "logitnorm":
             continue
-        tau, k = float(run.config.tau), int(run.logits["test"].shape[1])
+        tau, k = float(run.config.tau), int(logits_of(run, "test").shape[1])
         rows.append({"tau": tau, "num_classes": k, "loss": float(run.final_train_loss),
                      "label": f"τ={tau:g} ({run.config.model}, {run.config.epochs} ep)",
                      "lower_bound": float(lower_bound(tau, k)), "tight_lower_bound": float(tight_lower_bound(tau, k))})
@@ -211,7 +237,8 @@ def bound_points(runs: Any) -> "pd.DataFrame":
 
 
 def notebook_problems(path: str | os.PathLike) -> list[str]:
-    """Why a stored notebook is not clean: outputs, execution counts, or no ``parameters``-tagged cell."""
+    """Why a stored notebook is not clean: outputs, execution counts, no ``parameters``-tagged cell, or a
+    kernelspec other than ``lnlab``."""
     nb = nbformat.read(path, as_version=4)
     problems = []
     for i, cell in enumerate(nb.cells):
@@ -223,11 +250,16 @@ def notebook_problems(path: str | os.PathLike) -> list[str]:
             problems.append(f"cell {i} has an execution count")
     if not any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in nb.cells):
         problems.append("no cell tagged 'parameters' (papermill injects parameters after it)")
+    kernel = nb.metadata.get("kernelspec", {}).get("name")
+    if kernel != KERNEL_NAME:
+        problems.append(f"kernelspec {kernel!r} instead of {KERNEL_NAME!r} (JupyterLab would ask for a kernel)")
     return problems
 
 
 def strip_notebook(path: str | os.PathLike) -> bool:
-    """Remove outputs, execution counts and per-cell execution metadata in place; return whether it changed."""
+    """Remove outputs, execution counts and per-cell execution metadata, name the ``lnlab`` kernel; in place.
+
+    Returns whether the file changed."""
     nb = nbformat.read(path, as_version=4)
     before = nbformat.writes(nb)
     for cell in nb.cells:
@@ -238,6 +270,7 @@ def strip_notebook(path: str | os.PathLike) -> bool:
             cell.metadata.pop(key, None)
     for key in ("papermill", "widgets"):
         nb.metadata.pop(key, None)
+    nb.metadata["kernelspec"] = {"display_name": KERNEL_DISPLAY_NAME, "language": "python", "name": KERNEL_NAME}
     after = nbformat.writes(nb)
     if after != before:
         Path(path).write_text(after + ("" if after.endswith("\n") else "\n"), encoding="utf-8")

@@ -35,7 +35,8 @@ from lnlab.config import TrainConfig
 from lnlab.data import Loader
 from lnlab.losses import logit_norm_loss, normalize_logits
 from lnlab.models import build_model
-from lnlab.norms import eval_loader, load_train_data, norm_stats, predict
+from lnlab.evaluate import eval_loader, norm_stats, predict
+from lnlab.splits import load_train_data
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDivergedError", "train", "make_model"]
 

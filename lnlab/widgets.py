@@ -4,13 +4,19 @@ Each explorer is an :class:`Explorer`: ``.widget`` is the box to display (the ex
 also displays as that box), ``.controls`` maps a name to its slider / dropdown, ``.state`` is the
 current control values plus what was computed, ``.figure`` the last figure and ``.text`` the
 last printed text. Setting ``explorer.controls["tau"].value = 0.1`` redraws synchronously, so
-tests drive explorers headlessly; under papermill a widget just shows as text.
+tests drive explorers headlessly; under papermill a widget just shows as text. In JupyterLab a
+slider sends its value when released (``continuous_update=False``), not once per value it passes
+while dragged, so a drag costs one redraw. ``explorer.redraw_seconds`` is how long the last redraw
+took in the kernel (figure + PNG); tests/test_browser.py measures the whole round trip.
+
+Numbers near 1 or 0 go through :mod:`lnlab.formatting` (``1 − 2.1e-9``, not ``1``).
 """
 
 from __future__ import annotations
 
 import html
 import io
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +24,7 @@ import ipywidgets as W
 from matplotlib.figure import Figure
 
 from lnlab import plots
+from lnlab.formatting import format_number, format_probability
 
 Renderer = Callable[[dict[str, Any]], tuple[Figure | None, str, dict[str, Any]]]
 TEMPERATURE_SCORES = ("msp", "energy")
@@ -32,11 +39,14 @@ class Explorer:
         self.figure: Figure | None = None
         self.text = ""
         self.state: dict[str, Any] = {}
+        self.redraw_seconds = float("nan")
         self._text_box = W.HTML()
         self._image = W.Image(format="png")  # an Image widget, not an Output widget: papermill-safe
         header = [W.HTML(f"<b>{html.escape(title)}</b>")] if title else []
         self.widget = W.VBox(header + [W.HBox(list(self.controls.values())), self._text_box, self._image])
         for control in self.controls.values():
+            if "continuous_update" in control.trait_names():  # sliders: one redraw per release, not per step
+                control.continuous_update = False
             control.observe(self._on_change, names="value")
         self.update()
 
@@ -46,12 +56,15 @@ class Explorer:
 
     def update(self) -> None:
         """Recompute the figure and text from the controls and show them."""
+        start = time.perf_counter()
         values = self.values()
         self.figure, self.text, extra = self._render(values)
         self.state = {**values, **extra}
+        png = _png_bytes(self.figure) if self.figure is not None else None
         self._text_box.value = f"<pre>{html.escape(self.text)}</pre>"
-        if self.figure is not None:
-            self._image.value = _png_bytes(self.figure)
+        if png is not None:
+            self._image.value = png
+        self.redraw_seconds = time.perf_counter() - start
 
     def _on_change(self, _change: Any) -> None:
         self.update()
@@ -142,11 +155,14 @@ def bound_explorer(tau: float = 0.04, k: int = 10, ks: Sequence[int] = (10, 100,
             "confidence_cap": float(confidence_cap(t, n, tight=True)),
             "confidence_cap_prop3": float(confidence_cap(t, n, tight=False)),
         }
+        # 1 - cap = 1 - e^(-bound), accurate where the cap itself rounds to 1.0 (small τ)
+        numbers["confidence_cap_complement"] = -math.expm1(-numbers["tight_lower_bound"])
         fig = plots.plot_lower_bound(ks=ks, points=points, marker=(t, n))
+        cap = format_probability(numbers["confidence_cap"], numbers["confidence_cap_complement"])
         text = (f"τ = {t:.4g}, k = {n}\n"
-                f"  Prop. 3 lower bound     log(1+(k-1)e^(-2/τ))      = {numbers['lower_bound']:.4g} nats\n"
-                f"  tight bound (simplex)   log(1+(k-1)e^(-gap/τ))    = {numbers['tight_lower_bound']:.4g} nats\n"
-                f"  confidence cap (tight)  1/(1+(k-1)e^(-gap/τ))     = {numbers['confidence_cap']:.4g}\n"
+                f"  Prop. 3 lower bound     log(1+(k-1)e^(-2/τ))      = {format_number(numbers['lower_bound'])} nats\n"
+                f"  tight bound (simplex)   log(1+(k-1)e^(-gap/τ))    = {format_number(numbers['tight_lower_bound'])} nats\n"
+                f"  confidence cap (tight)  1/(1+(k-1)e^(-gap/τ))     = {cap}\n"
                 f"  (gap = √(k/(k-1)) = {(n / (n - 1)) ** 0.5:.4f}, the unit-norm simplex optimum)")
         return fig, text, numbers
 
@@ -191,3 +207,45 @@ def tau_explorer(runs: Mapping[str, Any] | Iterable[Any], view: str = "norm", oo
         return fig, text, {"label": label, "shown": list(shown)}
 
     return Explorer(controls, render, title="τ explorer: cached LogitNorm runs")
+
+
+# --------------------------------------------------------------------------- toy explorer (notebook 00)
+
+
+def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0, n: int = 1500, seed: int = 0,
+                 extent: float = 8.0, resolution: int = 200, tau_range: tuple[float, float] = (0.005, 1.0)) -> Explorer:
+    """τ slider that retrains the 2-D toy's LogitNorm model and redraws its MSP map (paper Eq. 7, :mod:`lnlab.toy`).
+
+    The one explorer that trains inside a redraw: ``steps`` full-batch SGD steps of an MLP 2-64-64-3
+    on ``n`` points take about a second on one CPU core. ``state`` holds the ``run``
+    (:class:`lnlab.toy.ToyRun`), ``accuracy``, ``norm`` (mean raw logit norm on the data),
+    ``msp_data`` / ``msp_ring`` (mean MSP on the data and on the ring 4 ≤ ‖x‖ ≤ 6), ``auroc_ring``
+    (AUROC of MSP, data vs ring) and ``seconds`` (training time).
+    """
+    import math
+
+    from lnlab import toy
+
+    x, y = toy.make_blobs(n, seed=seed)
+    ring = toy.RINGS[:1]
+    controls = {
+        "tau": W.FloatLogSlider(value=tau, base=10, min=math.log10(tau_range[0]), max=math.log10(tau_range[1]),
+                                step=0.05, description="τ", readout_format=".3g", continuous_update=False),
+    }
+
+    def render(values: dict[str, Any]) -> tuple[Figure, str, dict[str, Any]]:
+        run = toy.train_toy(x, y, "logitnorm", tau=float(values["tau"]), weight_decay=weight_decay, steps=steps,
+                            seed=seed, record_every=max(1, steps // 50))
+        rings = toy.ring_table({run.label: run}, x, rings=ring).iloc[0]
+        numbers = {"run": run, "accuracy": float(run.final["accuracy"]), "norm": float(run.final["norm_mean"]),
+                   "msp_data": float(rings["msp_data"]), "msp_ring": float(rings["msp_ring"]),
+                   "auroc_ring": float(rings["auroc_msp"]), "seconds": run.seconds}
+        fig = toy.plot_toy_maps({run.label: run}, x, y, extent=extent, resolution=resolution, rings=ring)
+        text = (f"{run.label}: {steps} full-batch SGD steps in {run.seconds:.2f} s, "
+                f"train accuracy {100 * numbers['accuracy']:.1f}%\n"
+                f"  mean raw logit norm on the data  {numbers['norm']:.4g}\n"
+                f"  mean MSP: data {numbers['msp_data']:.4f}, ring {ring[0][0]:g}–{ring[0][1]:g} "
+                f"{numbers['msp_ring']:.4f}; AUROC of MSP (data vs ring) {numbers['auroc_ring']:.3f}")
+        return fig, text, numbers
+
+    return Explorer(controls, render, title="Toy explorer: retrain the 2-D LogitNorm model at another τ")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv with PyTorch and lnlab (editable, with dev extras). Idempotent.
+# Create .venv with PyTorch and lnlab (editable, with dev extras: JupyterLab, the kernel "lnlab",
+# pytest, Playwright). Idempotent.
 # LNLAB_TORCH / LNLAB_TORCHVISION override the pinned versions (e.g. a CPU-only or newer build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,16 @@ fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "torch==$torch_version" "torchvision==$torchvision_version"
 "$venv/bin/python" -m pip install --quiet -e ".[dev]"
-"$venv/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lnlab)" >/dev/null
+# pip installs the kernelspec "lnlab" and JupyterLab's settings overrides (pyproject data-files).
+# Older versions of this script overwrote the venv's "python3" kernelspec: give it back to ipykernel.
+if grep -qs '(lnlab)' "$venv/share/jupyter/kernels/python3/kernel.json"; then
+  "$venv/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
+fi
+"$venv/bin/python" - <<'CHECK'
+from jupyter_client.kernelspec import KernelSpecManager
+specs = KernelSpecManager().find_kernel_specs()
+assert "lnlab" in specs, f"kernelspec 'lnlab' missing after pip install (found {sorted(specs)})"
+CHECK
 
 # Offline packs beside the checkout (../shared/data): link them into data/ (git-ignored) so that
 # the default dataset root works without LNLAB_DATA. Existing files in data/ are left alone.

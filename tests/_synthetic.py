@@ -49,10 +49,12 @@ def logits(loss: str, n: int = 300, k: int = 10, oods: tuple[str, ...] = OODS,
 def fake_run(loss: str, tau: float = 0.04, seed: int = 0, epochs: int = 6) -> SimpleNamespace:
     """Something shaped like lnlab.runs.Run for the parts plots / widgets use."""
     frame = history(loss, epochs=epochs, seed=seed)
+    cached = logits(loss, seed=seed)
     return SimpleNamespace(
-        config=TrainConfig(loss=loss, tau=tau, dataset="cifar10", model="fastnet"),
+        config=TrainConfig(loss=loss, tau=tau, dataset="cifar10", model="fastnet", ood=OODS, seed=seed),
         history=frame.reset_index().to_dict("records"),
         history_frame=lambda: frame,
-        logits=logits(loss, seed=seed),
+        logits=cached,
+        logits_for=cached.__getitem__,
         final_train_loss=float(frame["train_loss"].iloc[-1]),
     )

@@ -16,29 +16,32 @@ def root(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ce", "logitnorm"])
-def test_eval_prints_a_table_per_score_and_skips_missing_sets(root, loss, capsys):
+def test_eval_prints_a_block_per_score_and_skips_missing_default_sets(root, loss, capsys):
     rc = main(["eval", "--profile", "ci", "--loss", loss, "--tau", "0.04", "--scores", "msp", "energy",
-               "--ood", "svhn", "mnist", "gaussian", "--runs", root, "--no-progress"])
+               "--set", "ood=svhn,mnist,gaussian", "--runs", root, "--no-progress"])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert out.count("score:") == 2 and "score: msp" in out and "score: energy" in out
+    assert "MSP" in out and "Energy" in out and "FPR95" in out and "AUROC" in out
     assert "test accuracy" in out and "mnist" in out and "gaussian" in out and "mean" in out
     assert "svhn" not in out and "skipping OOD set 'svhn'" in err
 
 
 @pytest.mark.slow
-def test_eval_computes_logits_for_a_set_the_run_did_not_track(root, capsys):
-    rc = main(["eval", "--profile", "ci", "--ood", "uniform", "--runs", root, "--no-progress"])
+def test_eval_of_a_new_set_reuses_the_cached_run_without_training(root, capsys, monkeypatch):
+    import lnlab.train
+
+    monkeypatch.setattr(lnlab.train, "train", lambda *a, **k: pytest.fail("trained a cached run"))
+    rc = main(["eval", "--profile", "ci", "--ood", "uniform", "gaussian_pixel", "--runs", root, "--no-progress"])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert "uniform" in out
+    assert "uniform" in out and "gaussian_pixel" in out
 
 
 @pytest.mark.slow
 def test_sweep_and_train_reuse_the_cache(root, capsys):
     assert main(["sweep", "--profile", "ci", "--taus", "0.04", "--runs", root, "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "logitnorm" in out and "msp_auroc" in out and out.count("True") == 2  # both cached
+    assert "LogitNorm τ=0.04" in out and "msp_auroc" in out and out.count("True") == 2  # both cached
     assert main(["train", "--profile", "ci", "--runs", root, "--no-progress"]) == 0
     assert "cached" in capsys.readouterr().out
 
@@ -49,20 +52,18 @@ def test_sweep_and_train_reuse_the_cache(root, capsys):
     (["train", "--set", "lr"], "KEY=VALUE"),
     (["train", "--set", "learning_rate=0.1"], "valid fields"),
     (["eval", "--scores", "softmax"], "unknown score"),
+    (["eval", "--ood", "no_such_set"], "not a registered dataset"),
+    (["eval", "--ood", "cifar10"], "cannot be OOD sets"),
+    (["train", "--seeds", "0", "0"], "distinct"),
+    (["sweep", "--taus", "0"], "tau"),
 ])
-def test_bad_input_prints_one_line_and_exits_2(argv, message, capsys, monkeypatch):
+def test_bad_input_prints_one_line_and_exits_2_before_any_training(argv, message, capsys, monkeypatch):
     import lnlab.runs
 
     monkeypatch.setattr(lnlab.runs, "get_run", lambda *a, **k: pytest.fail("trained on bad input"))
-    if argv[0] == "eval":  # score names are checked after the run is loaded; give it a stand-in run
-        monkeypatch.setattr(lnlab.runs, "get_run", lambda *a, **k: _FakeRun())
     assert main(argv + ["--no-progress"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
-
-
-class _FakeRun:
-    test_acc, directory, logits = 0.5, "-", {}
 
 
 def test_set_values_are_parsed():

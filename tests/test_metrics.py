@@ -69,13 +69,20 @@ def test_bad_scores_raise(id_scores, ood_scores, message):
 
 
 def numpy_ece(probabilities, labels, n_bins):
-    """Independent ECE: equal-width bins [i/n, (i+1)/n) on the top-1 confidence."""
-    confidence, prediction = probabilities.max(1), probabilities.argmax(1)
-    total = 0.0
-    for lower in np.arange(n_bins) / n_bins:
-        in_bin = (confidence >= lower) & (confidence < lower + 1 / n_bins)
-        if in_bin.any():
-            total += in_bin.mean() * abs((prediction[in_bin] == labels[in_bin]).mean() - confidence[in_bin].mean())
+    """Independent ECE: a plain loop over equal-width bins [i/n, (i+1)/n), the last one closed at 1."""
+    probabilities, labels = np.asarray(probabilities, dtype=np.float64), np.asarray(labels)
+    total, n = 0.0, len(labels)
+    for i in range(n_bins):
+        lower, upper = i / n_bins, (i + 1) / n_bins
+        members = []
+        for row, label in zip(probabilities, labels):
+            confidence = max(row)
+            if lower <= confidence < upper or (i == n_bins - 1 and confidence == 1.0):
+                members.append((confidence, float(list(row).index(confidence) == label)))
+        if members:
+            mean_confidence = sum(c for c, _ in members) / len(members)
+            mean_accuracy = sum(a for _, a in members) / len(members)
+            total += len(members) / n * abs(mean_accuracy - mean_confidence)
     return total
 
 
@@ -88,16 +95,27 @@ def overconfident_predictions(seed=3, n=5000, k=10):
 
 def test_ece_matches_independent_computation_and_bins_add_up():
     logits, labels = overconfident_predictions()
-    probabilities = torch.softmax(torch.tensor(logits), 1).numpy()
-    expected = numpy_ece(probabilities, labels, 15)
-    assert ece(torch.tensor(logits), torch.tensor(labels)) == pytest.approx(expected, abs=1e-5)
-    assert ece(probabilities, labels) == pytest.approx(expected, abs=1e-5)  # probabilities pass through
-    bins = reliability_bins(logits, labels, n_bins=15)
+    probabilities = torch.softmax(torch.tensor(logits), 1)
+    expected = numpy_ece(probabilities.numpy(), labels, 15)
+    assert expected > 0.05  # the fixture is miscalibrated, so a zero ECE would be caught
+    assert ece(probabilities, torch.tensor(labels)) == pytest.approx(expected, abs=1e-9)
+    assert ece(probabilities.float().numpy(), labels) == pytest.approx(expected, abs=1e-6)  # float32 rows
+    assert ece(probabilities, labels, n_bins=5) == pytest.approx(numpy_ece(probabilities.numpy(), labels, 5), abs=1e-9)
+    bins = reliability_bins(probabilities, labels, n_bins=15)
     assert bins["count"].sum() == len(labels)
     filled = bins["count"] > 0
-    from_bins = np.sum(bins["count"][filled] / len(labels) * np.abs(bins["accuracy"][filled] - bins["confidence"][filled]))
-    assert from_bins == pytest.approx(expected, abs=1e-5)
     assert np.all((bins["confidence"][filled] >= bins["bin_lower"][filled]) & (bins["confidence"][filled] <= bins["bin_upper"][filled]))
+    assert np.isnan(bins["accuracy"][~filled]).all()
+
+
+def test_ece_puts_a_confidence_of_exactly_one_in_the_last_bin():
+    probabilities = np.array([[1.0, 0.0], [0.0, 1.0], [0.55, 0.45]])
+    labels = np.array([0, 0, 0])
+    bins = reliability_bins(probabilities, labels, n_bins=10)
+    assert bins["count"][-1] == 2 and bins["count"][5] == 1
+    assert bins["accuracy"][-1] == 0.5
+    expected = 2 / 3 * abs(0.5 - 1.0) + 1 / 3 * abs(1.0 - 0.55)
+    assert ece(probabilities, labels, n_bins=10) == pytest.approx(expected) == pytest.approx(numpy_ece(probabilities, labels, 10))
 
 
 def test_perfect_calibration_has_small_ece():
@@ -111,12 +129,33 @@ def test_perfect_calibration_has_small_ece():
     assert ece(probabilities, 1 - labels) > 0.3
 
 
-def test_accuracy_and_bad_inputs():
-    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [0.0, 1.0]])
-    assert accuracy(logits, torch.tensor([0, 1, 1, 1])) == 0.75
-    with pytest.raises(ValueError, match="4 entries"):
-        accuracy(logits, torch.tensor([0, 1]))
+@pytest.mark.parametrize("values", [
+    [[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]],   # logits: negative entries
+    [[0.5, 0.5, 0.5], [0.2, 0.3, 0.5]],   # first row sums to 1.5
+    [[3.0, 0.0, 0.0], [0.0, 2.0, 0.0]],   # non-negative logits, rows do not sum to 1
+])
+def test_ece_and_bins_refuse_anything_but_probabilities(values):
+    for function in (ece, reliability_bins):
+        with pytest.raises(ValueError, match=r"torch\.softmax\(logits, 1\)"):
+            function(torch.tensor(values), torch.tensor([0, 2]))
+
+
+def test_ece_bad_inputs():
     with pytest.raises(ValueError, match="2-D"):
         ece(torch.zeros(4), torch.zeros(4))
     with pytest.raises(ValueError, match="NaN"):
         ece(torch.full((2, 2), float("nan")), torch.zeros(2))
+    with pytest.raises(ValueError, match="2 entries"):
+        ece(torch.full((2, 2), 0.5), torch.zeros(3))
+    with pytest.raises(ValueError, match="n_bins"):
+        ece(torch.full((2, 2), 0.5), torch.zeros(2), n_bins=0)
+
+
+def test_accuracy_works_on_logits_and_validates_inputs():
+    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [0.0, 1.0]])
+    assert accuracy(logits, torch.tensor([0, 1, 1, 1])) == 0.75
+    assert accuracy(-logits, np.array([0, 1, 1, 1])) == 0.25
+    with pytest.raises(ValueError, match="4 entries"):
+        accuracy(logits, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="2-D"):
+        accuracy(torch.zeros(4), torch.zeros(4))

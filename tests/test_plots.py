@@ -80,14 +80,6 @@ def test_score_sets_temperature_changes_energy_scores():
         plots.score_sets(runs, "svhn")
 
 
-def test_ood_metric_table_has_every_run_and_ood_plus_mean():
-    runs = {"CE": fake_run("ce"), "LogitNorm τ=0.04": fake_run("logitnorm", seed=1)}
-    table = plots.ood_metric_table(runs)
-    assert list(table.index) == [(r, o) for r in runs for o in (*OODS, "mean")]
-    assert {"fpr95", "auroc", "aupr_in", "aupr_out"} <= set(table.columns)
-    assert table["auroc"].between(0, 100).all()
-
-
 def test_lower_bound_figure_plots_both_bounds_and_cap_per_k():
     taus = np.logspace(-1.5, 0, 50)
     ks = (10, 100)

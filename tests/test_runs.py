@@ -136,9 +136,10 @@ def test_run_api_load_run_and_list_runs(tmp_path):
     assert frame.index.name == "epoch" and "norm_gaussian_p90" in frame.columns
     model = loaded.model()
     assert not model.training and next(model.parameters()).device.type == "cpu"
-    from lnlab.norms import eval_loader, load_eval_sets, predict
+    from lnlab.evaluate import eval_loader, predict
+    from lnlab.splits import eval_set
 
-    images = load_eval_sets(loaded.config, names=())["test"].images
+    images = eval_set(loaded.config, "test").images
     assert torch.allclose(predict(model, eval_loader(images, torch.device("cpu"), True)), loaded.logits["test"], atol=1e-4)
     (ce.directory / "history.json").write_text("[]")  # corrupt entries are skipped by list_runs
     assert [r.key for r in list_runs(tmp_path)] == [ln.key]

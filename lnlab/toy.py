@@ -1,0 +1,399 @@
+"""A 2-D toy for LogitNorm's mechanism: scale invariance, norm dynamics, confidence over the plane.
+
+Wei et al., ICML 2022 (arXiv 2205.09310v2). Eq. (6)-(7): LogitNorm is cross-entropy on ``f / (τ‖f‖)``,
+so it is invariant to the logit norm ``‖f‖``; Sec. 3: under cross-entropy (CE) the norm keeps growing
+on correctly classified points. The toy makes both visible in seconds on a CPU, without CIFAR-10:
+
+* :func:`scale_curve`: CE and :func:`lnlab.losses.logit_norm_loss` of ``s·f`` against ``s``.
+* :func:`gradient_alignment`: the LogitNorm gradient w.r.t. the logits is orthogonal to ``f``, so a
+  gradient step ``f - η g`` has ``‖f - η g‖² = ‖f‖² + η²‖g‖² ≥ ‖f‖²``: steps can only grow the norm,
+  and only weight decay shrinks it.
+* :func:`train_toy`: an MLP 2-64-64-3 (ReLU) trained full-batch on three Gaussian blobs with CE or
+  LogitNorm, with or without weight decay, recording the mean raw logit norm on the data every few steps.
+* :func:`confidence_map`, :func:`ring_table`: decision regions and MSP over the plane, and how well
+  MSP tells the data from points far away (rings around the data; AUROC of MSP, data = positive).
+
+What the toy does *not* show: LogitNorm does not make far-away points less confident here. A ReLU
+network is piecewise linear, so its raw logits grow linearly with the distance from the data under
+either loss, and MSP tends to 1 far away (the paper's OOD gains are measured on images, Table 1).
+Everything is seeded and deterministic on a given machine; figures are built pyplot-free.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from torch import nn
+
+from lnlab import plots
+from lnlab.losses import logit_norm_loss, normalize_logits, validate_tau
+
+LOSSES = ("ce", "logitnorm")
+RINGS = ((4.0, 6.0), (12.0, 18.0))  # "far" points: the blobs lie within radius ~3 of the origin
+
+
+# --------------------------------------------------------------------------- data and model
+
+
+def make_blobs(n: int = 1500, classes: int = 3, radius: float = 2.0, spread: float = 0.5,
+               seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` points in ``classes`` Gaussian blobs (std ``spread``) centred on a circle of ``radius``.
+
+    Returns ``(x, y)``: float32 ``(n, 2)`` points and int64 labels, balanced (class ``i % classes``).
+    With the defaults almost all points lie within radius 3 of the origin.
+    """
+    if n < classes or classes < 2:
+        raise ValueError(f"need classes >= 2 and n >= classes, got n={n}, classes={classes}")
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    angles = 2 * math.pi * y.double() / classes + math.pi / 2
+    centres = radius * torch.stack([angles.cos(), angles.sin()], 1)
+    x = centres + spread * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    return x.float(), y
+
+
+def make_mlp(hidden: int = 64, classes: int = 3, seed: int = 0) -> nn.Sequential:
+    """MLP 2-hidden-hidden-classes with ReLU, initialised from ``seed`` (global RNG left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                             nn.Linear(hidden, classes))
+
+
+def toy_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str, tau: float) -> torch.Tensor:
+    """CE, or the LogitNorm loss of paper Eq. (7) (:func:`lnlab.losses.logit_norm_loss`)."""
+    return F.cross_entropy(logits, targets) if loss == "ce" else logit_norm_loss(logits, targets, tau)
+
+
+def head_norm(model: nn.Sequential) -> float:
+    """Norm of the last layer's weights and bias together.
+
+    Scaling them by ``c`` scales every logit vector by ``c``, which the LogitNorm loss ignores
+    (Eq. 7), so its gradient w.r.t. them is orthogonal to them: a plain gradient step (no momentum,
+    no weight decay) can only grow this norm, ``‖w − ηg‖² = ‖w‖² + η²‖g‖²``.
+    """
+    last = model[-1]
+    return float(torch.sqrt((last.weight.detach().double() ** 2).sum() + (last.bias.detach().double() ** 2).sum()))
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class ToyRun:
+    """One trained toy model: its settings, the model and the history (one row per recorded step)."""
+
+    loss: str
+    tau: float
+    weight_decay: float
+    model: nn.Module
+    history: pd.DataFrame  # step, loss, accuracy, norm_mean (mean raw logit norm on the data), head_norm
+    seconds: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        name = "CE" if self.loss == "ce" else f"LogitNorm τ={self.tau:g}"
+        if not self.weight_decay:
+            return f"{name}, no weight decay"
+        mantissa, exponent = f"{self.weight_decay:.0e}".split("e")
+        return f"{name}, weight decay {mantissa}e{int(exponent)}"
+
+    @property
+    def final(self) -> pd.Series:
+        return self.history.iloc[-1]
+
+    @torch.no_grad()
+    def logits(self, points: torch.Tensor) -> torch.Tensor:
+        """Raw logits ``f(x)`` (what the official code scores, also for LogitNorm)."""
+        return self.model(points)
+
+
+def train_toy(x: torch.Tensor, y: torch.Tensor, loss: str = "ce", tau: float = 0.04, weight_decay: float = 0.0,
+              steps: int = 3000, lr: float = 0.1, momentum: float = 0.9, hidden: int = 64, seed: int = 0,
+              record_every: int = 10) -> ToyRun:
+    """Full-batch SGD on ``(x, y)`` with CE or LogitNorm (paper Eq. 7); deterministic for a given ``seed``.
+
+    SGD with ``momentum`` 0.9 and L2 ``weight_decay`` on every parameter follows the paper's recipe
+    (Sec. 5.1); ``momentum=0`` is plain gradient descent. Every ``record_every`` steps (and at the end)
+    the history records the loss, the training accuracy, the mean raw logit norm ``‖f(x)‖₂`` on the data
+    and ``head_norm``, the norm of the last layer's weights and bias (:func:`head_norm`).
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    tau = validate_tau(tau)
+    if steps < 1 or record_every < 1:
+        raise ValueError(f"steps and record_every must be >= 1, got {steps}, {record_every}")
+    classes = int(y.max()) + 1
+    model = make_mlp(hidden, classes, seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    rows, start = [], time.perf_counter()
+    for step in range(steps + 1):
+        logits = model(x)
+        value = toy_loss(logits, y, loss, tau)
+        if step % record_every == 0 or step == steps:
+            with torch.no_grad():
+                rows.append({"step": step, "loss": float(value), "accuracy": float((logits.argmax(1) == y).float().mean()),
+                             "norm_mean": float(torch.linalg.vector_norm(logits, dim=1).mean()),
+                             "head_norm": head_norm(model)})
+        if step == steps:
+            break
+        if not torch.isfinite(value):
+            raise FloatingPointError(f"toy training diverged at step {step} ({loss}, lr {lr}); lower lr")
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+    model.eval()
+    settings = {"steps": steps, "lr": lr, "momentum": momentum, "hidden": hidden, "seed": seed, "n": len(y)}
+    return ToyRun(loss, tau, float(weight_decay), model, pd.DataFrame(rows), time.perf_counter() - start, settings)
+
+
+def train_grid(x: torch.Tensor, y: torch.Tensor, tau: float = 0.04, weight_decays: Sequence[float] = (0.0, 5e-4),
+               **kwargs: Any) -> dict[str, ToyRun]:
+    """CE and LogitNorm, each without and with weight decay: ``{run.label: ToyRun}`` (CE first)."""
+    runs = [train_toy(x, y, loss, tau=tau, weight_decay=wd, **kwargs) for loss in LOSSES for wd in weight_decays]
+    return {run.label: run for run in runs}
+
+
+# --------------------------------------------------------------------------- (a), (b): one logit vector
+
+
+def scale_curve(logits: Sequence[float] | torch.Tensor = (2.0, 1.0, -1.0), scales: Sequence[float] | None = None,
+                tau: float = 0.04) -> pd.DataFrame:
+    """CE and LogitNorm loss of ``s·f`` vs ``s`` for one logit vector ``f``, with every class as target.
+
+    Columns: ``s``, ``target``, ``correct`` (target is ``argmax f``), ``ce``, ``logitnorm`` (nats).
+    CE falls with ``s`` when the target is the top class and rises otherwise; LogitNorm is flat
+    (paper Eq. 6-7: only the direction ``f/‖f‖`` enters).
+    """
+    f = torch.as_tensor(logits, dtype=torch.float64).reshape(1, -1)
+    scales = np.logspace(-1, 1.5, 61) if scales is None else np.asarray(scales, dtype=np.float64)
+    rows = []
+    for target in range(f.shape[1]):
+        t = torch.tensor([target])
+        for s in scales:
+            scaled = f * float(s)
+            rows.append({"s": float(s), "target": target, "correct": target == int(f.argmax()),
+                         "ce": float(F.cross_entropy(scaled, t)), "logitnorm": float(logit_norm_loss(scaled, t, tau))})
+    return pd.DataFrame(rows)
+
+
+def gradient_alignment(logits: torch.Tensor, targets: torch.Tensor, tau: float = 0.04, lr: float = 1.0) -> pd.DataFrame:
+    """Per-loss cosine between ``∇_f L`` and ``f``, and the norm change of one gradient step on ``f``.
+
+    One row per sample and loss: ``cosine`` = ⟨g, f⟩ / (‖g‖‖f‖) (≈ 0 for LogitNorm: its gradient is
+    orthogonal to ``f``), ``norm_before`` = ‖f‖, ``norm_after`` = ‖f − lr·g‖ (never smaller for
+    LogitNorm), with ``g`` the gradient of the per-sample loss.
+    """
+    f = logits.detach().double().clone().requires_grad_(True)
+    rows = []
+    for name in LOSSES:
+        per_sample = (F.cross_entropy(f, targets, reduction="none") if name == "ce"
+                      else logit_norm_loss(f, targets, tau, reduction="none"))
+        (g,) = torch.autograd.grad(per_sample.sum(), f)
+        cos = (g * f).sum(1) / (g.norm(dim=1) * f.norm(dim=1)).clamp_min(1e-300)
+        after = (f - lr * g).norm(dim=1)
+        for i in range(f.shape[0]):
+            rows.append({"loss": name, "sample": i, "cosine": float(cos[i]), "norm_before": float(f[i].norm()),
+                         "norm_after": float(after[i])})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- (c): the plane
+
+
+def plane_grid(extent: float = 8.0, resolution: int = 200) -> tuple[np.ndarray, torch.Tensor]:
+    """Axis values (``resolution``,) and the ``resolution²`` points of the square ``[-extent, extent]²``."""
+    axis = np.linspace(-extent, extent, resolution)
+    xx, yy = np.meshgrid(axis, axis)
+    return axis, torch.tensor(np.stack([xx.ravel(), yy.ravel()], 1), dtype=torch.float32)
+
+
+def confidence_map(run: ToyRun, extent: float = 8.0, resolution: int = 200) -> dict[str, np.ndarray]:
+    """MSP (max softmax of the raw logits), predicted class and raw logit norm on a grid over the plane.
+
+    Returns ``axis`` and ``(resolution, resolution)`` arrays ``msp``, ``doubt`` (``1 − MSP`` computed
+    in log space, so it stays > 0 where MSP rounds to 1), ``prediction``, ``norm`` (row = y value,
+    column = x value, as ``imshow(origin="lower")`` draws them).
+    """
+    axis, points = plane_grid(extent, resolution)
+    logits = run.logits(points)
+    shape = (resolution, resolution)
+    return {"axis": axis, "msp": torch.softmax(logits, 1).amax(1).reshape(shape).numpy(),
+            "doubt": msp_doubt(logits).reshape(shape).numpy(),
+            "prediction": logits.argmax(1).reshape(shape).numpy(),
+            "norm": torch.linalg.vector_norm(logits, dim=1).reshape(shape).numpy()}
+
+
+def msp_doubt(logits: torch.Tensor) -> torch.Tensor:
+    """``1 − MSP`` per row, as ``exp(logsumexp(other logits) − logsumexp(all))`` in float64 (no rounding to 0)."""
+    f = logits.double()
+    top = f.argmax(1, keepdim=True)
+    others = f.scatter(1, top, float("-inf"))
+    return torch.exp(torch.logsumexp(others, 1) - torch.logsumexp(f, 1))
+
+
+def ring_points(n: int, r_min: float, r_max: float, seed: int = 1) -> torch.Tensor:
+    """``n`` points uniform in the annulus ``r_min ≤ ‖x‖ ≤ r_max`` (area-uniform), seeded."""
+    g = torch.Generator().manual_seed(seed)
+    u, angle = torch.rand(n, generator=g, dtype=torch.float64), 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64)
+    r = torch.sqrt(r_min ** 2 + u * (r_max ** 2 - r_min ** 2))
+    return torch.stack([r * angle.cos(), r * angle.sin()], 1).float()
+
+
+def ring_table(runs: Mapping[str, ToyRun], x: torch.Tensor, rings: Sequence[tuple[float, float]] = RINGS,
+               n: int = 1500, seed: int = 1) -> pd.DataFrame:
+    """Per run and ring: AUROC of MSP for data (positive) vs ring points, mean MSP and mean raw norm.
+
+    AUROC 0.5 = MSP cannot tell the ring from the data; below 0.5 = ring points are *more* confident.
+    """
+    from lnlab.metrics import ood_metrics
+
+    rows = []
+    for label, run in runs.items():
+        data_logits = run.logits(x)
+        data_msp = torch.softmax(data_logits, 1).amax(1)
+        for r_min, r_max in rings:
+            far = run.logits(ring_points(n, r_min, r_max, seed))
+            far_msp = torch.softmax(far, 1).amax(1)
+            rows.append({"run": label, "ring": f"{r_min:g}–{r_max:g}",
+                         "auroc_msp": ood_metrics(data_msp.numpy(), far_msp.numpy())["auroc"],
+                         "msp_data": float(data_msp.mean()), "msp_ring": float(far_msp.mean()),
+                         "norm_data": float(data_logits.norm(dim=1).mean()), "norm_ring": float(far.norm(dim=1).mean())})
+    return pd.DataFrame(rows).set_index(["run", "ring"])
+
+
+def summary_table(runs: Mapping[str, ToyRun]) -> pd.DataFrame:
+    """Final loss, training accuracy, mean raw logit norm on the data (first / peak / last) and seconds per run."""
+    rows = []
+    for label, run in runs.items():
+        h = run.history
+        rows.append({"run": label, "steps": int(h["step"].iloc[-1]), "final loss": h["loss"].iloc[-1],
+                     "train accuracy": h["accuracy"].iloc[-1], "norm first": h["norm_mean"].iloc[0],
+                     "norm peak": h["norm_mean"].max(), "norm last": h["norm_mean"].iloc[-1],
+                     "seconds": run.seconds})
+    return pd.DataFrame(rows).set_index("run")
+
+
+def norm_vs_radius(run: ToyRun, radii: Sequence[float] | np.ndarray, angles: int = 180) -> np.ndarray:
+    """Mean raw logit norm on circles of the given radii (``angles`` points each)."""
+    theta = torch.linspace(0, 2 * math.pi, angles + 1)[:-1]
+    unit = torch.stack([theta.cos(), theta.sin()], 1)
+    return np.array([float(run.logits(float(r) * unit).norm(dim=1).mean()) for r in radii])
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def plot_scale_curve(curve: pd.DataFrame, tau: float | None = None, width: float = plots.SINGLE_COLUMN * 1.3) -> Figure:
+    """Loss of ``s·f`` vs ``s`` (log–log): CE (solid) moves with ``s``, LogitNorm (dashed) is flat (Eq. 6-7).
+
+    ``curve`` is :func:`scale_curve`'s frame; one colour per target class.
+    """
+    targets = sorted(curve["target"].unique())
+    with plots.paper_style():
+        fig, axes = plots.new_figure(1, 1, width=width, height=2.6)
+        ax = axes[0, 0]
+        for color, target in zip(plots.colors(len(targets)), targets):
+            part = curve[curve["target"] == target]
+            kind = "top class" if bool(part["correct"].iloc[0]) else "not the top class"
+            ax.plot(part["s"], part["ce"], color=color, label=f"target {target} ({kind})")
+            ax.plot(part["s"], part["logitnorm"], color=color, linestyle="--")
+        ax.set(xscale="log", yscale="log", xlabel="scale s of the logit vector (f → s·f, unitless)",
+               ylabel="loss (nats)", title="scaling the logits" + (f" (LogitNorm τ={tau:g})" if tau else ""))
+        handles = ax.get_legend_handles_labels()[0]
+        handles += [Line2D([], [], color="0.3", label="cross-entropy"),
+                    Line2D([], [], color="0.3", linestyle="--", label="LogitNorm (Eq. 7)")]
+        fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+    return fig
+
+
+def plot_toy_norms(runs: Mapping[str, ToyRun], radii: Sequence[float] | np.ndarray | None = None,
+                   data_radius: float = 3.0, width: float = plots.DOUBLE_COLUMN) -> Figure:
+    """Three panels per set of toy runs: raw logit norm on the data vs step, last-layer norm vs step,
+    and the final models' raw logit norm vs distance from the origin (log y on all three)."""
+    radii = np.linspace(0.0, 20.0, 81) if radii is None else np.asarray(radii, dtype=np.float64)
+    with plots.paper_style():
+        fig, axes = plots.new_figure(3, 1, width=width, height=2.5)
+        ax_norm, ax_head, ax_radius = axes.flat
+        for color, (label, run) in zip(plots.colors(len(runs)), runs.items()):
+            style = {"color": color, "linestyle": "-" if run.loss == "ce" else "--", "label": label}
+            ax_norm.plot(run.history["step"], run.history["norm_mean"], **style)
+            ax_head.plot(run.history["step"], run.history["head_norm"], **style)
+            ax_radius.plot(radii, norm_vs_radius(run, radii), **style)
+        ax_norm.set(yscale="log", xlabel="training step (full batch)", ylabel="mean raw logit norm ‖f(x)‖₂ on the data",
+                    title="logit norm on the training data")
+        ax_head.set(yscale="log", xlabel="training step (full batch)", ylabel="‖last layer (weights, bias)‖₂",
+                    title="norm of the last layer")
+        ax_radius.axvspan(0, data_radius, color="0.85", zorder=0, label=None)
+        ax_radius.text(data_radius / 2, 0.97, "data", transform=ax_radius.get_xaxis_transform(), ha="center", va="top")
+        ax_radius.set(yscale="log", xlabel="distance from the origin ‖x‖ (input units)",
+                      ylabel="mean raw logit norm on the circle", title="after training: norm vs distance")
+        handles, labels = ax_norm.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False)
+    return fig
+
+
+def plot_toy_maps(runs: Mapping[str, ToyRun], x: torch.Tensor, y: torch.Tensor, extent: float = 8.0,
+                  resolution: int = 200, rings: Sequence[tuple[float, float]] = RINGS[:1], floor: float = 1e-8,
+                  width: float | None = None) -> Figure:
+    """MSP of the raw logits over the plane, one panel per run.
+
+    Colour = ``1 − MSP`` on a log scale (yellow: MSP ≥ 1 − ``floor``; dark: uncertain), labelled in MSP;
+    white lines = decision boundaries; dots = training data; dotted circles = the given ring(s).
+    A linear MSP scale would be uniformly yellow: MSP exceeds 0.99 almost everywhere.
+    """
+    from matplotlib.colors import LogNorm
+
+    n = len(runs)
+    width = width if width is not None else (plots.DOUBLE_COLUMN if n > 1 else 4.2)
+    classes = int(y.max()) + 1
+    with plots.paper_style():
+        fig, axes = plots.new_figure(n, 1, width=width, height=width / n + (1.0 if n > 1 else -0.2), sharey=True)
+        image = None
+        theta = np.linspace(0, 2 * np.pi, 200)
+        for ax, (label, run) in zip(axes.flat, runs.items()):
+            grid = confidence_map(run, extent, resolution)
+            box = (-extent, extent, -extent, extent)
+            doubt = np.clip(grid["doubt"], floor, 1 - 1 / classes)
+            image = ax.imshow(doubt, origin="lower", extent=box, cmap="viridis_r",
+                              norm=LogNorm(vmin=floor, vmax=1 - 1 / classes), interpolation="nearest")
+            ax.contour(grid["axis"], grid["axis"], grid["prediction"], levels=np.arange(classes - 1) + 0.5,
+                       colors="white", linewidths=1.0)
+            ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=1.0, color="black", edgecolors="none", alpha=0.6)
+            for r_min, r_max in rings:
+                for r in (r_min, r_max):
+                    ax.plot(r * np.cos(theta), r * np.sin(theta), color="white", linestyle=":", linewidth=0.8)
+            ax.set(xlim=(-extent, extent), ylim=(-extent, extent), aspect="equal", title=label.replace(", ", "\n"),
+                   xlabel="x₁ (input units)")
+            ax.grid(False)
+        axes[0, 0].set_ylabel("x₂ (input units)")
+        bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.85, pad=0.02)
+        ticks = [t for t in (0.5, 0.1, 1e-2, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12) if floor <= t <= 1 - 1 / classes]
+        bar.set_ticks(ticks, labels=[_msp_tick(t) for t in ticks])
+        bar.minorticks_off()
+        bar.set_label("MSP of the raw logits (probability)")
+        handles = [Line2D([], [], color="black", marker=".", linestyle="", label="training data"),
+                   Line2D([], [], color="white", label="decision boundary")]
+        handles += [Line2D([], [], color="white", linestyle=":", label=f"ring {a:g} ≤ ‖x‖ ≤ {b:g} (far points)")
+                    for a, b in rings]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles) if n > 1 else 2, frameon=True,
+                   facecolor="0.55",
+                   edgecolor="none")
+    return fig
+
+
+def _msp_tick(doubt: float) -> str:
+    """Colour-bar label of ``1 − MSP = doubt``: 0.5, 0.9, 0.99, 0.999, then ``1 − 10⁻ⁿ`` (mathtext)."""
+    exponent = round(-math.log10(doubt))
+    return f"{1 - doubt:.{max(1, exponent)}f}" if doubt >= 1e-3 else f"$1-10^{{-{exponent}}}$"

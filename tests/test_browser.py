@@ -1,0 +1,400 @@
+"""The notebooks as a user meets them: JupyterLab in a real browser (Chromium, headless, via Playwright).
+
+One JupyterLab server on a free localhost port with a token serves a temporary copy of the notebooks
+whose ``parameters`` cells ask for the ``ci`` profile (runs: ``$LNLAB_RUNS`` if set, else a session
+folder; they are trained here first, with the τ values the copy asks for). For every notebook that
+shows a widget (found from its code, so new notebooks are picked up), the test opens it from the file
+URL, checks that JupyterLab asked nothing (no kernel dialog, no news pop-up), runs all cells from the
+Run menu, checks that no cell printed a warning or an error, then changes every control of every
+explorer (sliders with the keyboard, dropdowns, toggle buttons, checkboxes) and asserts that the text
+and the image both changed. It times each redraw in the page, from the control's event to the new
+image being loaded, drags each slider once to check that a drag costs one redraw, and saves a
+screenshot per notebook plus ``redraw_times.json`` to the output folder it prints
+(``$LNLAB_TEST_OUTPUT/browser`` if set, else pytest's temporary folder).
+
+Chromium: ``$LNLAB_CHROMIUM`` or ``/usr/bin/chromium`` (Debian: ``apt-get install -y chromium``);
+Playwright never downloads a browser here. If the browser or the server cannot start, the test fails
+and says why: it is never skipped.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lnlab import suite
+
+CHROMIUM = os.environ.get("LNLAB_CHROMIUM", "/usr/bin/chromium")
+# What the copied notebooks' parameters cells are set to (besides runs_root and output).
+PARAMETERS = {"profile": "ci", "device": "cpu", "taus": [0.04, 0.1], "progress": False}
+RUN_ALL_TIMEOUT_S = 300  # runs are trained before the browser starts: cells only load them
+REDRAW_TIMEOUT_S = 60
+# A redraw slower than this fails the test (a retrain or a reload in a redraw); the target on 2 busy
+# cores is 0.3 s at the ci profile, reported in redraw_times.json, not asserted (shared CI cores vary).
+REDRAW_LIMIT_S = float(os.environ.get("LNLAB_REDRAW_LIMIT_S", "5"))
+WIDGET_CALL = re.compile(r"\b(widgets\.\w+|\w*_explorer|Explorer)\s*\(")
+
+
+def widget_notebooks() -> list[Path]:
+    """Suite notebooks whose code displays a widget: a call into ``lnlab.widgets`` or to an explorer."""
+    found = []
+    for path in suite.notebook_paths():
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        if WIDGET_CALL.search(code):
+            found.append(path)
+    return found
+
+
+NOTEBOOKS = widget_notebooks()
+
+
+def test_widget_notebooks_are_found():
+    assert NOTEBOOKS, f"no notebook in {suite.NOTEBOOKS_DIR} calls widgets.* or an *_explorer(...)"
+
+
+# --------------------------------------------------------------------------- the notebooks' copy
+
+
+def set_parameters(source: str, values: dict) -> str:
+    """``source`` (a parameters cell) with each ``name = ...`` in ``values`` given the new value; comments stay."""
+    lines = source.splitlines()
+    seen = set()
+    for node in sorted(ast.parse(source).body, key=lambda n: -n.lineno):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        name = node.targets[0].id
+        if name not in values or node.value.lineno != node.value.end_lineno:
+            continue
+        seen.add(name)
+        line = lines[node.value.lineno - 1]
+        lines[node.value.lineno - 1] = (line[:node.value.col_offset] + repr(values[name])
+                                        + line[node.value.end_col_offset:])
+    lines += [f"{name} = {value!r}" for name, value in values.items() if name not in seen]
+    return "\n".join(lines)
+
+
+def copy_notebooks(folder: Path, values: dict) -> None:
+    folder.mkdir(parents=True)
+    for path in suite.notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if "parameters" in cell.metadata.get("tags", []):
+                cell.source = set_parameters(cell.source, values)
+        nbformat.write(nb, folder / path.name)
+
+
+def test_set_parameters_keeps_comments_and_adds_missing_names():
+    source = 'profile = "quick"   # the size\nruns_root = None\ntaus = [0.04]'
+    out = set_parameters(source, {"profile": "ci", "taus": [0.04, 0.1], "output": "/tmp/x"})
+    assert out.splitlines() == ["profile = 'ci'   # the size", "runs_root = None", "taus = [0.04, 0.1]",
+                                "output = '/tmp/x'"]
+
+
+# --------------------------------------------------------------------------- server and browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def output_dir(tmp_path_factory, request) -> Path:
+    base = os.environ.get("LNLAB_TEST_OUTPUT")
+    folder = Path(base) / "browser" if base else tmp_path_factory.mktemp("browser")
+    folder.mkdir(parents=True, exist_ok=True)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"\n[test_browser] screenshots and redraw times: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server over the notebooks' copy, with a first-time user's empty settings."""
+    base = tmp_path_factory.mktemp("lab")
+    runs = os.environ.get("LNLAB_RUNS") or str(tmp_path_factory.getbasetemp() / "ci_runs")
+    values = {**PARAMETERS, "runs_root": runs, "output": str(base / "figures")}
+    copy_notebooks(base / "notebooks", values)
+
+    # Train (or load) the runs the notebooks ask for, here, so the browser only waits for cells that load them.
+    suite.comparison_runs(values["profile"], taus=values["taus"], device=values["device"], runs_root=runs,
+                          progress=False)
+
+    port, token = _free_port(), secrets.token_hex(16)
+    home = base / "user"  # no ~/.jupyter, no user settings or workspaces: what a new user has
+    env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}
+    env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
+               JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), LNLAB_RUNS=runs)
+    log_path = base / "jupyterlab.log"
+    log = open(log_path, "w")
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.root_dir={base / 'notebooks'}",
+               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+               f"--IdentityProvider.token={token}"]
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=base)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"JupyterLab exited with {server.returncode} before serving:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer on {url} within 120 s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield {"url": url, "token": token, "log": log_path}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` "
+                    "(or set LNLAB_CHROMIUM to a Chromium binary)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as error:
+        pytest.fail(f"Playwright is missing ({error}): pip install -e '.[dev]' (make env installs it)")
+    with sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        except Exception as error:  # the message says what the browser printed
+            pytest.fail(f"Chromium at {CHROMIUM} did not start: {error}")
+        yield chromium
+        chromium.close()
+
+
+# --------------------------------------------------------------------------- in the page
+
+# Marks each explorer (a VBox with an image child) and its controls; returns what it found.
+MARK_EXPLORERS = """() => {
+  const boxes = [...document.querySelectorAll('.jp-OutputArea-output .widget-vbox')]
+    .filter(box => box.querySelector(':scope > img.widget-image'));
+  return boxes.map((box, i) => {
+    box.setAttribute('data-lnlab-explorer', i);
+    const title = box.querySelector(':scope > .widget-html') ? box.querySelector(':scope > .widget-html').innerText : '';
+    const kinds = {'.widget-slider': 'slider', '.widget-dropdown': 'dropdown',
+                   '.widget-toggle-buttons': 'toggle-buttons', '.widget-checkbox': 'checkbox',
+                   '.widget-toggle-button': 'toggle-button'};
+    const controls = [];
+    for (const [selector, kind] of Object.entries(kinds)) {
+      for (const el of box.querySelectorAll(selector)) {
+        const j = controls.length;
+        el.setAttribute('data-lnlab-control', `${i}-${j}`);
+        const label = el.querySelector('.widget-label');
+        controls.push({id: `${i}-${j}`, kind, label: (label && label.innerText.trim()) || el.innerText.trim().slice(0, 40)});
+      }
+    }
+    return {index: i, title: title.trim(), controls};
+  });
+}"""
+
+# Starts recording, for explorer i, the first control event and every later text / image change.
+WATCH = """(i) => {
+  const box = document.querySelector(`[data-lnlab-explorer="${i}"]`);
+  const img = box.querySelector(':scope > img.widget-image');
+  const texts = [...box.querySelectorAll(':scope > .widget-html')];
+  const text = texts[texts.length - 1];
+  if (window.__lnlabObservers) window.__lnlabObservers.forEach(o => o.disconnect());
+  const rec = window.__lnlab = {t0: null, src: [], load: [], text: [],
+                                before: {src: img.src, text: text.innerText}};
+  const start = () => { if (rec.t0 === null) rec.t0 = performance.now(); };
+  for (const type of ['keydown', 'change', 'click', 'pointerdown']) box.addEventListener(type, start, true);
+  const onSrc = new MutationObserver(() => rec.src.push(performance.now()));
+  onSrc.observe(img, {attributes: true, attributeFilter: ['src']});
+  const onText = new MutationObserver(() => rec.text.push(performance.now()));
+  onText.observe(text, {childList: true, subtree: true, characterData: true});
+  img.onload = () => rec.load.push(performance.now());
+  window.__lnlabObservers = [onSrc, onText];
+  return rec.before;
+}"""
+
+CHANGED = """(i) => {
+  const rec = window.__lnlab;
+  return rec.t0 !== null && rec.load.length > 0 && rec.text.length > 0;
+}"""
+
+RESULT = """(i) => {
+  const box = document.querySelector(`[data-lnlab-explorer="${i}"]`);
+  const texts = [...box.querySelectorAll(':scope > .widget-html')];
+  const rec = window.__lnlab;
+  return {t0: rec.t0, src: rec.src, load: rec.load, text: rec.text, before: rec.before,
+          after: {src: box.querySelector(':scope > img.widget-image').src, text: texts[texts.length - 1].innerText}};
+}"""
+
+CELLS_DONE = """() => {
+  const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')];
+  return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+}"""
+
+STDERR = """() => [...document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+  .map(el => el.innerText.trim()).filter(Boolean)"""
+
+
+def _shutdown_kernels(lab) -> None:
+    """Stop every kernel of the server (one notebook at a time keeps the 2 CPU cores for the one tested)."""
+    headers = {"Authorization": f"token {lab['token']}"}
+    with urllib.request.urlopen(urllib.request.Request(f"{lab['url']}/api/sessions", headers=headers)) as answer:
+        sessions = json.load(answer)
+    for session in sessions:
+        request = urllib.request.Request(f"{lab['url']}/api/sessions/{session['id']}", headers=headers, method="DELETE")
+        urllib.request.urlopen(request).close()
+
+
+def _change(page, control: dict) -> str:
+    """Change one control the way a user does; return what was done."""
+    element = page.locator(f"[data-lnlab-control='{control['id']}']")
+    kind = control["kind"]
+    if kind == "slider":
+        handle = element.locator(".noUi-handle").first
+        at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+        key = "ArrowLeft" if at_max else "ArrowRight"
+        handle.focus()
+        page.keyboard.press(key)
+        return f"key {key}"
+    if kind == "dropdown":
+        select = element.locator("select")
+        options = select.locator("option").all_inner_texts()
+        current = select.evaluate("s => s.selectedIndex")
+        choice = (current + 1) % len(options)
+        select.select_option(index=choice)
+        return f"select {options[choice]!r}"
+    if kind == "toggle-buttons":
+        button = element.locator("button:not(.mod-active)").first
+        label = button.inner_text()
+        button.click()
+        return f"click {label!r}"
+    element.locator("input, button").first.click()
+    return "click"
+
+
+def _disabled(page, control: dict) -> bool:
+    element = page.locator(f"[data-lnlab-control='{control['id']}']")
+    return bool(element.evaluate(
+        "el => el.classList.contains('mod-disabled') || !!el.querySelector('[disabled]') "
+        "|| !!el.querySelector('.noUi-target[disabled]')"))
+
+
+def _redraw(page, explorer: int, control: dict) -> dict:
+    """Change ``control`` of ``explorer``; wait for the new text and image; return the times in ms."""
+    page.evaluate(WATCH, explorer)
+    action = _change(page, control)
+    try:
+        page.wait_for_function(CHANGED, arg=explorer, timeout=REDRAW_TIMEOUT_S * 1000, polling=20)
+    except Exception:
+        result = page.evaluate(RESULT, explorer)
+        pytest.fail(f"{control['label']!r} ({action}): text changed {bool(result['text'])}, image changed "
+                    f"{bool(result['load'])} within {REDRAW_TIMEOUT_S} s")
+    page.wait_for_timeout(100)  # a second redraw, if one was queued, would start by now
+    result = page.evaluate(RESULT, explorer)
+    assert result["after"]["text"] != result["before"]["text"], f"{control['label']!r} ({action}): same text"
+    assert result["after"]["src"] != result["before"]["src"], f"{control['label']!r} ({action}): same image"
+    return {"control": control["label"], "kind": control["kind"], "action": action,
+            "text_ms": round(result["text"][0] - result["t0"], 1),
+            "image_ms": round(result["load"][0] - result["t0"], 1)}
+
+
+def _drag_redraws(page, explorer: int, control: dict) -> int:
+    """Drag a slider's handle over several values; return how many new images followed."""
+    handle = page.locator(f"[data-lnlab-control='{control['id']}'] .noUi-handle").first
+    at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.evaluate(WATCH, explorer)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 9):
+        page.mouse.move(x + (-8 if at_max else 8) * step, y)
+        page.wait_for_timeout(60)
+    page.mouse.up()
+    page.wait_for_function("() => window.__lnlab.load.length > 0", timeout=REDRAW_TIMEOUT_S * 1000, polling=20)
+    first = page.evaluate(RESULT, explorer)
+    page.wait_for_timeout(max(1500, 3 * (first["load"][0] - first["t0"])))  # any queued redraw arrives meanwhile
+    return len(page.evaluate(RESULT, explorer)["load"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_widgets_redraw_in_jupyterlab(path, lab, browser, output_dir):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
+        page.goto(f"{lab['url']}/lab/tree/{path.name}?token={lab['token']}&reset", timeout=120_000)
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=120_000)
+        kernel = page.locator(".jp-NotebookPanel .jp-Toolbar-kernelName").first
+        kernel.wait_for(timeout=60_000)
+        page.wait_for_function("() => document.querySelector('.jp-NotebookPanel .jp-Toolbar-kernelName')"
+                               ".innerText.includes('lnlab')", timeout=60_000)
+        page.wait_for_timeout(2000)  # pop-ups (kernel choice, news) show within a second of opening
+        dialogs = page.locator(".jp-Dialog").all_inner_texts()
+        assert not dialogs, f"JupyterLab asked something on opening {path.name}: {dialogs}"
+        toasts = page.locator(".Toastify__toast").all_inner_texts()
+        assert not toasts, f"JupyterLab showed notifications on opening {path.name}: {toasts}"
+
+        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-item", has_text=re.compile(r"^Run All Cells")).first.click()
+        page.wait_for_function(CELLS_DONE, timeout=RUN_ALL_TIMEOUT_S * 1000, polling=250)
+        stderr = page.evaluate(STDERR)
+        assert not stderr, f"{path.name}: cells printed warnings or errors:\n" + "\n---\n".join(stderr)
+        page.screenshot(path=str(output_dir / f"{path.stem}_top.png"))
+
+        explorers = page.evaluate(MARK_EXPLORERS)
+        assert explorers, f"{path.name} calls a widget but no explorer (controls + image) was displayed"
+        times = []
+        for explorer in explorers:
+            assert explorer["controls"], f"explorer {explorer['title']!r} has no controls"
+            page.locator(f"[data-lnlab-explorer='{explorer['index']}']").scroll_into_view_if_needed()
+            pending, changed = list(explorer["controls"]), []
+            while pending:  # a disabled control (e.g. OOD set while not on the MSP view) waits for the others
+                ready = [c for c in pending if not _disabled(page, c)]
+                assert ready, f"{[c['label'] for c in pending]} stayed disabled after changing {changed}"
+                for control in ready:
+                    timing = _redraw(page, explorer["index"], control)
+                    times.append({"explorer": explorer["title"], **timing})
+                    changed.append(control["label"])
+                    pending.remove(control)
+            for control in [c for c in explorer["controls"] if c["kind"] == "slider"]:
+                redraws = _drag_redraws(page, explorer["index"], control)
+                assert redraws == 1, f"dragging {control['label']!r} redrew {redraws} times; one drag, one redraw"
+            page.evaluate("(i) => document.querySelector(`[data-lnlab-explorer='${i}']`)"
+                          ".scrollIntoView({block: 'start'})", explorer["index"])
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(output_dir / f"{path.stem}.png"))
+        stderr = page.evaluate(STDERR)
+        assert not stderr, f"{path.name}: redraws printed warnings or errors:\n" + "\n---\n".join(stderr)
+    finally:
+        page.close()
+        _shutdown_kernels(lab)
+
+    record = output_dir / "redraw_times.json"
+    everything = json.loads(record.read_text()) if record.is_file() else {}
+    everything[path.stem] = times
+    record.write_text(json.dumps(everything, indent=1, ensure_ascii=False))
+    slow = [t for t in times if t["image_ms"] > REDRAW_LIMIT_S * 1000]
+    print(f"{path.stem}: redraw ms (control -> new image): "
+          + ", ".join(f"{t['control']} {t['image_ms']:.0f}" for t in times)
+          + f"; median {statistics.median(t['image_ms'] for t in times):.0f}")
+    assert not slow, f"redraws slower than {REDRAW_LIMIT_S} s: {slow}"

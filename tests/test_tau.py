@@ -1,0 +1,80 @@
+"""Choosing τ on validation data only (held-out ID images vs validation noise), on synthetic runs."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from lnlab import tau as tau_rule
+from lnlab.config import TrainConfig
+from lnlab.runs import Seeds
+
+K, N = 10, 400
+
+
+def _logits(margin: float, seed: int, ood_spread: float) -> dict[str, torch.Tensor]:
+    """ID rows peak at their label by ``margin``; OOD rows are plain noise of scale ``ood_spread``."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, K, (N,), generator=g)
+    out = {}
+    for name in ("test", "val"):
+        x = torch.randn(N, K, generator=g)
+        x[torch.arange(N), labels] += margin
+        out[name] = x
+    out["gaussian_val"] = torch.randn(N, K, generator=g) * ood_spread
+    out["textures"] = torch.randn(N, K, generator=g) * ood_spread
+    return out, labels
+
+
+def _run(loss: str, tau: float, seed: int, val_noise: float, test_noise: float, reads: list) -> SimpleNamespace:
+    logits, labels = _logits(3.0, seed, 1.0)
+    logits["gaussian_val"] = logits["gaussian_val"] * val_noise
+    logits["textures"] = logits["textures"] * test_noise
+
+    def logits_for(name):
+        reads.append(name)
+        return logits[name]
+
+    return SimpleNamespace(config=TrainConfig(loss=loss, tau=tau, seed=seed, model="fastnet", ood=("textures",)),
+                           logits_for=logits_for, labels=labels, labels_for=lambda name: labels)
+
+
+@pytest.fixture()
+def runs_and_reads():
+    """τ=0.1 separates validation noise best; τ=0.01 separates the test set (textures) best."""
+    reads: list[str] = []
+    spec = {("ce", 0.04): (1.0, 1.0), ("logitnorm", 0.01): (2.0, 0.3), ("logitnorm", 0.04): (1.5, 1.5),
+            ("logitnorm", 0.1): (0.3, 2.0)}
+    runs = {}
+    for (loss, tau), (val_noise, test_noise) in spec.items():
+        label = "CE" if loss == "ce" else f"LogitNorm τ={tau:g}"
+        runs[label] = Seeds(_run(loss, tau, s, val_noise, test_noise, reads) for s in (0, 1))
+    return runs, reads
+
+
+def test_pick_tau_uses_only_validation_sets(runs_and_reads):
+    runs, reads = runs_and_reads
+    assert tau_rule.pick_tau(runs) == 0.1
+    assert set(reads) == {"val", "gaussian_val"}  # never "test" nor a test OOD set
+
+
+def test_the_test_sets_would_pick_another_tau(runs_and_reads):
+    runs, _ = runs_and_reads
+    assert tau_rule.choice_by_test_sets(runs, ["textures"]) == 0.01
+
+
+def test_tau_table_has_one_row_per_run_with_validation_and_test_columns(runs_and_reads):
+    runs, _ = runs_and_reads
+    table = tau_rule.tau_table(runs, ["textures"])
+    assert list(table.index) == list(runs) and (table["seeds"] == 2).all()
+    assert table.loc["LogitNorm τ=0.1", "val_auroc"] == table["val_auroc"].max()
+    assert table.loc["LogitNorm τ=0.01", "textures_auroc"] == table["textures_auroc"].max()
+    assert table["accuracy"].between(0, 100).all() and (table["accuracy_std"] >= 0).all()
+
+
+def test_pick_tau_needs_logitnorm_runs(runs_and_reads):
+    runs, _ = runs_and_reads
+    with pytest.raises(ValueError, match="no LogitNorm run"):
+        tau_rule.pick_tau({"CE": runs["CE"]})
