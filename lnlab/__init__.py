@@ -56,7 +56,16 @@ _EXPORTS: dict[str, str] = {
     "score_explorer": "widgets",
     "bound_explorer": "widgets",
     "tau_explorer": "widgets",
+    "toy_explorer": "widgets",
+    "plot_reliability_diagrams": "plots",
+    "fit_temperature": "calibration",
     "run_suite": "suite",
+    "comparison_runs": "suite",
+    # evaluation (paper Table 1, Sec. 5) and choosing tau on validation data (Sec. 5.1)
+    "ood_table": "evaluate",
+    "accuracy_table": "evaluate",
+    "Seeds": "runs",
+    "pick_tau": "tau",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -7,8 +7,8 @@ Here the ID test set is split into two class-balanced, seeded halves: ``T`` is f
 
 For LogitNorm the raw logits ``f(x)`` are calibrated and scored, as in the official code (the loss
 of paper Eq. 7 normalises them only during training). Wei et al. (arXiv 2205.09310v2) list better
-ID calibration among LogitNorm's benefits (Sec. 1) and report ECE for CE and LogitNorm in their
-experiments (Sec. 5); :func:`calibration_table` measures it on any pair of runs.
+ID calibration among LogitNorm's benefits (Sec. 1) and compare the ECE of CE and LogitNorm
+networks; :func:`calibration_table` measures it on any pair of runs.
 """
 
 from __future__ import annotations
@@ -97,6 +97,20 @@ class Calibration:
     def ece(self, scaled: bool, n_bins: int = 15) -> float:
         return ece(self.probabilities(scaled), self.eval_labels, n_bins)
 
+    def ece_spread(self, scaled: bool, n_bins: int = 15, resamples: int = 200, seed: int = 0) -> float:
+        """Bootstrap standard deviation of :meth:`ece` over resamples of the eval half (sampling noise)."""
+        return ece_bootstrap_sd(self.probabilities(scaled), self.eval_labels, n_bins, resamples, seed)
+
+
+def ece_bootstrap_sd(probabilities: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, resamples: int = 200,
+                     seed: int = 0) -> float:
+    """Standard deviation of the ECE over ``resamples`` seeded bootstrap resamples (with replacement)."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(labels)
+    values = [ece(probabilities[index], labels[index], n_bins)
+              for index in (torch.randint(0, n, (n,), generator=g) for _ in range(resamples))]
+    return float(np.std(values, ddof=1))
+
 
 def calibrate(logits: torch.Tensor, labels: torch.Tensor, label: str = "", seed: int = 0) -> Calibration:
     """Split ``(logits, labels)`` into halves (:func:`split_halves`) and fit ``T`` on the fit half only."""
@@ -116,14 +130,16 @@ def calibrate_runs(runs: Mapping[str, Any], seed: int = 0) -> dict[str, Calibrat
 def calibration_table(calibrations: Mapping[str, Calibration], n_bins: int = 15) -> pd.DataFrame:
     """Per run, on the eval half: accuracy, fitted ``T``, ECE / NLL / mean confidence before and after scaling.
 
-    ECE, accuracy and confidence are in %; NLL in nats. One row per run, indexed by its label.
+    ECE, accuracy and confidence are in %; NLL in nats; ``ECE sd`` is the bootstrap standard deviation
+    of the ECE (sampling noise of the eval half). One row per run, indexed by its label.
     """
     rows = []
     for label, cal in calibrations.items():
         before, after = cal.probabilities(False), cal.probabilities(True)
         rows.append({"run": label, "n fit / eval": f"{len(cal.fit_index)} / {len(cal.eval_index)}",
                      "accuracy %": 100 * accuracy(cal.eval_logits, cal.eval_labels), "T": cal.temperature,
-                     "ECE % before": 100 * cal.ece(False, n_bins), "ECE % after TS": 100 * cal.ece(True, n_bins),
+                     "ECE % before": 100 * cal.ece(False, n_bins), "ECE sd before": 100 * cal.ece_spread(False, n_bins),
+                     "ECE % after TS": 100 * cal.ece(True, n_bins), "ECE sd after": 100 * cal.ece_spread(True, n_bins),
                      "NLL before": nll(cal.eval_logits, cal.eval_labels),
                      "NLL after TS": nll(cal.eval_logits, cal.eval_labels, cal.temperature),
                      "confidence % before": 100 * float(before.amax(1).mean()),

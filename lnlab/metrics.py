@@ -1,4 +1,4 @@
-"""OOD-detection and calibration metrics (paper Sec. 5 "Evaluation metrics", Table 1; ECE in Sec. 5.3).
+"""OOD-detection and calibration metrics (paper Sec. 5 "Evaluation metrics", Table 1; ECE for calibration).
 
 OOD metrics are thin wrappers over scikit-learn.  In-distribution (ID) samples are the
 positive class, scores are "higher = more ID", and every number is a fraction in [0, 1].

@@ -498,10 +498,11 @@ def plot_reliability_diagrams(panels: Mapping[str, Mapping[str, np.ndarray]], ec
                     bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7", "alpha": 0.9})
             ax.set(xlim=(0, 1), ylim=(0, 1), title=title)
             ax_count.bar(centres, count / count.sum(), width=widths, color="0.55", edgecolor="0.2", linewidth=0.5)
-            ax_count.set(xlabel="confidence: max softmax probability")
+            ax_count.set(xlabel="confidence (MSP)")
         axes[0, 0].set_ylabel("accuracy (fraction correct)")
         axes[1, 0].set_ylabel("share of\nsamples")
-        axes[1, 0].set_ylim(0, 1)
+        shares = [np.asarray(b["count"]) / max(int(np.sum(b["count"])), 1) for b in panels.values()]
+        axes[1, 0].set_ylim(0, min(1.0, 1.15 * max(float(share.max()) for share in shares)))
         handles = [Patch(facecolor="0.55", edgecolor="0.2", label="accuracy in the confidence bin"),
                    Patch(facecolor="none", edgecolor=over, hatch="////", label="gap: overconfident"),
                    Patch(facecolor="none", edgecolor=under, hatch="////", label="gap: underconfident"),

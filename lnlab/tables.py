@@ -24,6 +24,7 @@ METRIC_HEADERS = {"fpr95": "FPR95 ↓", "auroc": "AUROC ↑", "aupr": "AUPR ↑"
 SCORE_NAMES = {"msp": "MSP", "odin": "ODIN", "energy": "Energy", "max_logit": "MaxLogit", "gradnorm": "GradNorm",
                "logit_norm": "‖f‖"}
 PAPER_MARK = "†"
+_LATEX_SYMBOLS = {"↓": r"$\downarrow$", "↑": r"$\uparrow$", "†": r"$^\dagger$", "τ": r"$\tau$", "‖": r"$\|$"}
 _BOLD = {"plain": "{}", "markdown": "**{}**", "latex": r"\textbf{{{}}}"}
 
 
@@ -34,9 +35,9 @@ def cell(mean: float, std: float, decimals: int = 1, pm: str = "±") -> str:
     return f"{mean:.{decimals}f} {pm} {std:.{decimals}f}"
 
 
-def best_runs(table: pd.DataFrame) -> pd.DataFrame:
-    """For each (OOD row, score, metric): the label of the run with the better mean (ties: none)."""
-    means = table.xs("mean", axis=1, level="stat")
+def best_runs(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
+    """For each (OOD row, score, metric): the run with the better mean as printed (``decimals``; ties: None)."""
+    means = table.xs("mean", axis=1, level="stat").round(decimals)
     out = {}
     for score in means.columns.unique("score"):
         for metric in means.columns.unique("metric"):
@@ -55,7 +56,7 @@ def paper_layout(table: pd.DataFrame, decimals: int = 1, style: str = "plain",
     """
     if style not in _BOLD:
         raise ValueError(f"style must be one of {list(_BOLD)}, got {style!r}")
-    best = best_runs(table)
+    best = best_runs(table, decimals)
     pm = r"$\pm$" if style == "latex" else "±"
     runs = list(table.columns.unique("run"))
     rows, index = [], []
@@ -82,8 +83,11 @@ def export_table(table: pd.DataFrame, name: str, folder: str | os.PathLike | Non
     target = figures_root(folder)
     markdown = paper_layout(table, decimals, "markdown")
     markdown.columns = [f"{metric} {run}" for metric, run in markdown.columns]
-    latex = paper_layout(table, decimals, "latex").style.to_latex(
+    styler = paper_layout(table, decimals, "latex").style.format_index(escape="latex", axis=0)
+    latex = styler.format_index(escape="latex", axis=1).to_latex(
         hrules=True, multicol_align="c", caption=caption, clines="skip-last;data")
+    for symbol, command in _LATEX_SYMBOLS.items():
+        latex = latex.replace(symbol, command)
     texts = {"csv": table.to_csv(), "md": markdown.reset_index().to_markdown(index=False) + "\n",
              "tex": latex}
     return [atomic_write(target / f"{name}.{ext}", lambda handle, text=text: handle.write(text.encode("utf-8")))

@@ -7,7 +7,7 @@ on correctly classified points. The toy makes both visible in seconds on a CPU, 
 * :func:`scale_curve`: CE and :func:`lnlab.losses.logit_norm_loss` of ``s·f`` against ``s``.
 * :func:`gradient_alignment`: the LogitNorm gradient w.r.t. the logits is orthogonal to ``f``, so a
   gradient step ``f - η g`` has ``‖f - η g‖² = ‖f‖² + η²‖g‖² ≥ ‖f‖²``: steps can only grow the norm,
-  and only weight decay shrinks it.
+  and only weight decay shrinks it. In a network the same holds for the last layer (:func:`head_norm`).
 * :func:`train_toy`: an MLP 2-64-64-3 (ReLU) trained full-batch on three Gaussian blobs with CE or
   LogitNorm, with or without weight decay, recording the mean raw logit norm on the data every few steps.
 * :func:`confidence_map`, :func:`ring_table`: decision regions and MSP over the plane, and how well
@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ from matplotlib.lines import Line2D
 from torch import nn
 
 from lnlab import plots
-from lnlab.losses import logit_norm_loss, normalize_logits, validate_tau
+from lnlab.losses import logit_norm_loss, validate_tau
 
 LOSSES = ("ce", "logitnorm")
 RINGS = ((4.0, 6.0), (12.0, 18.0))  # "far" points: the blobs lie within radius ~3 of the origin
@@ -86,6 +87,18 @@ def head_norm(model: nn.Sequential) -> float:
     return float(torch.sqrt((last.weight.detach().double() ** 2).sum() + (last.bias.detach().double() ** 2).sum()))
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside the block: for a network this small, more threads only add
+    overhead, and on a busy machine threads stall each other (several times slower with 2 threads on 2 busy cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -116,27 +129,46 @@ class ToyRun:
     @torch.no_grad()
     def logits(self, points: torch.Tensor) -> torch.Tensor:
         """Raw logits ``f(x)`` (what the official code scores, also for LogitNorm)."""
-        return self.model(points)
+        with one_thread():
+            return self.model(points)
 
 
 def train_toy(x: torch.Tensor, y: torch.Tensor, loss: str = "ce", tau: float = 0.04, weight_decay: float = 0.0,
               steps: int = 3000, lr: float = 0.1, momentum: float = 0.9, hidden: int = 64, seed: int = 0,
-              record_every: int = 10) -> ToyRun:
-    """Full-batch SGD on ``(x, y)`` with CE or LogitNorm (paper Eq. 7); deterministic for a given ``seed``.
+              record_every: int = 10, optimizer: str = "sgd") -> ToyRun:
+    """Full-batch training on ``(x, y)`` with CE or LogitNorm (paper Eq. 7); deterministic for a given ``seed``.
 
     SGD with ``momentum`` 0.9 and L2 ``weight_decay`` on every parameter follows the paper's recipe
-    (Sec. 5.1); ``momentum=0`` is plain gradient descent. Every ``record_every`` steps (and at the end)
-    the history records the loss, the training accuracy, the mean raw logit norm ``‖f(x)‖₂`` on the data
-    and ``head_norm``, the norm of the last layer's weights and bias (:func:`head_norm`).
+    (Sec. 5.1); ``momentum=0`` is plain gradient descent; ``optimizer="adam"`` uses Adam (``lr`` and
+    ``weight_decay`` as given, ``momentum`` ignored), which changes the norm dynamics. Every
+    ``record_every`` steps (and at the end) the history records the loss, the training accuracy, the
+    mean raw logit norm ``‖f(x)‖₂`` on the data and ``head_norm``, the norm of the last layer's weights
+    and bias (:func:`head_norm`).
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     tau = validate_tau(tau)
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     if steps < 1 or record_every < 1:
         raise ValueError(f"steps and record_every must be >= 1, got {steps}, {record_every}")
     classes = int(y.max()) + 1
     model = make_mlp(hidden, classes, seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    with one_thread():
+        history, seconds = _fit(model, opt, x, y, loss, tau, steps, record_every, lr)
+    model.eval()
+    settings = {"steps": steps, "lr": lr, "momentum": momentum, "hidden": hidden, "seed": seed, "n": len(y),
+                "optimizer": optimizer}
+    return ToyRun(loss, tau, float(weight_decay), model, history, seconds, settings)
+
+
+def _fit(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, loss: str, tau: float,
+         steps: int, record_every: int, lr: float) -> tuple[pd.DataFrame, float]:
+    """The training loop of :func:`train_toy`: returns the history and the seconds it took."""
     rows, start = [], time.perf_counter()
     for step in range(steps + 1):
         logits = model(x)
@@ -150,12 +182,10 @@ def train_toy(x: torch.Tensor, y: torch.Tensor, loss: str = "ce", tau: float = 0
             break
         if not torch.isfinite(value):
             raise FloatingPointError(f"toy training diverged at step {step} ({loss}, lr {lr}); lower lr")
-        optimizer.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         value.backward()
-        optimizer.step()
-    model.eval()
-    settings = {"steps": steps, "lr": lr, "momentum": momentum, "hidden": hidden, "seed": seed, "n": len(y)}
-    return ToyRun(loss, tau, float(weight_decay), model, pd.DataFrame(rows), time.perf_counter() - start, settings)
+        opt.step()
+    return pd.DataFrame(rows), time.perf_counter() - start
 
 
 def train_grid(x: torch.Tensor, y: torch.Tensor, tau: float = 0.04, weight_decays: Sequence[float] = (0.0, 5e-4),
@@ -174,7 +204,7 @@ def scale_curve(logits: Sequence[float] | torch.Tensor = (2.0, 1.0, -1.0), scale
 
     Columns: ``s``, ``target``, ``correct`` (target is ``argmax f``), ``ce``, ``logitnorm`` (nats).
     CE falls with ``s`` when the target is the top class and rises otherwise; LogitNorm is flat
-    (paper Eq. 6-7: only the direction ``f/‖f‖`` enters).
+    (paper Eq. 6-7: only the direction ``f/‖f‖`` enters). ``frame.attrs`` keeps ``logits`` and ``tau``.
     """
     f = torch.as_tensor(logits, dtype=torch.float64).reshape(1, -1)
     scales = np.logspace(-1, 1.5, 61) if scales is None else np.asarray(scales, dtype=np.float64)
@@ -185,7 +215,9 @@ def scale_curve(logits: Sequence[float] | torch.Tensor = (2.0, 1.0, -1.0), scale
             scaled = f * float(s)
             rows.append({"s": float(s), "target": target, "correct": target == int(f.argmax()),
                          "ce": float(F.cross_entropy(scaled, t)), "logitnorm": float(logit_norm_loss(scaled, t, tau))})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(logits=tuple(float(v) for v in f.flatten()), tau=tau)
+    return frame
 
 
 def gradient_alignment(logits: torch.Tensor, targets: torch.Tensor, tau: float = 0.04, lr: float = 1.0) -> pd.DataFrame:
@@ -201,12 +233,24 @@ def gradient_alignment(logits: torch.Tensor, targets: torch.Tensor, tau: float =
         per_sample = (F.cross_entropy(f, targets, reduction="none") if name == "ce"
                       else logit_norm_loss(f, targets, tau, reduction="none"))
         (g,) = torch.autograd.grad(per_sample.sum(), f)
-        cos = (g * f).sum(1) / (g.norm(dim=1) * f.norm(dim=1)).clamp_min(1e-300)
-        after = (f - lr * g).norm(dim=1)
-        for i in range(f.shape[0]):
-            rows.append({"loss": name, "sample": i, "cosine": float(cos[i]), "norm_before": float(f[i].norm()),
-                         "norm_after": float(after[i])})
-    return pd.DataFrame(rows)
+        with torch.no_grad():
+            cos = (g * f).sum(1) / (g.norm(dim=1) * f.norm(dim=1)).clamp_min(1e-300)
+            before, after = f.norm(dim=1), (f - lr * g).norm(dim=1)
+        rows.append(pd.DataFrame({"loss": name, "sample": np.arange(f.shape[0]), "cosine": cos.numpy(),
+                                  "norm_before": before.numpy(), "norm_after": after.numpy()}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def gradient_summary(alignment: pd.DataFrame) -> pd.DataFrame:
+    """Per loss, from :func:`gradient_alignment`: largest ``|cos(∇L, f)|``, mean cosine, the share of samples
+    whose norm a gradient step grows (or keeps, to rounding), and the smallest relative norm change
+    ``‖f − ηg‖/‖f‖ − 1``."""
+    change = alignment["norm_after"] / alignment["norm_before"] - 1
+    frame = alignment.assign(abs_cosine=alignment["cosine"].abs(), change=change, grew=change >= -1e-12)
+    summary = frame.groupby("loss", sort=False).agg(**{
+        "max |cos(∇L, f)|": ("abs_cosine", "max"), "mean cos(∇L, f)": ("cosine", "mean"),
+        "share of ‖f‖ grown by a step": ("grew", "mean"), "min relative norm change": ("change", "min")})
+    return summary.rename(index={"ce": "CE", "logitnorm": "LogitNorm"})
 
 
 # --------------------------------------------------------------------------- (c): the plane
@@ -253,7 +297,8 @@ def ring_points(n: int, r_min: float, r_max: float, seed: int = 1) -> torch.Tens
 
 def ring_table(runs: Mapping[str, ToyRun], x: torch.Tensor, rings: Sequence[tuple[float, float]] = RINGS,
                n: int = 1500, seed: int = 1) -> pd.DataFrame:
-    """Per run and ring: AUROC of MSP for data (positive) vs ring points, mean MSP and mean raw norm.
+    """Per run and ring: AUROC of MSP for data (positive) vs ring points, mean MSP, mean ``1 − MSP``
+    (``doubt_*``, accurate where MSP rounds to 1) and mean raw logit norm, on the data and on the ring.
 
     AUROC 0.5 = MSP cannot tell the ring from the data; below 0.5 = ring points are *more* confident.
     """
@@ -269,6 +314,7 @@ def ring_table(runs: Mapping[str, ToyRun], x: torch.Tensor, rings: Sequence[tupl
             rows.append({"run": label, "ring": f"{r_min:g}–{r_max:g}",
                          "auroc_msp": ood_metrics(data_msp.numpy(), far_msp.numpy())["auroc"],
                          "msp_data": float(data_msp.mean()), "msp_ring": float(far_msp.mean()),
+                         "doubt_data": float(msp_doubt(data_logits).mean()), "doubt_ring": float(msp_doubt(far).mean()),
                          "norm_data": float(data_logits.norm(dim=1).mean()), "norm_ring": float(far.norm(dim=1).mean())})
     return pd.DataFrame(rows).set_index(["run", "ring"])
 
@@ -309,8 +355,11 @@ def plot_scale_curve(curve: pd.DataFrame, tau: float | None = None, width: float
             kind = "top class" if bool(part["correct"].iloc[0]) else "not the top class"
             ax.plot(part["s"], part["ce"], color=color, label=f"target {target} ({kind})")
             ax.plot(part["s"], part["logitnorm"], color=color, linestyle="--")
+        tau = tau if tau is not None else curve.attrs.get("tau")
+        vector = curve.attrs.get("logits")
+        title = "loss of s·f" + (f" for f = ({', '.join(f'{v:g}' for v in vector)})" if vector else "")
         ax.set(xscale="log", yscale="log", xlabel="scale s of the logit vector (f → s·f, unitless)",
-               ylabel="loss (nats)", title="scaling the logits" + (f" (LogitNorm τ={tau:g})" if tau else ""))
+               ylabel="loss (nats)", title=title + (f", LogitNorm τ = {tau:g}" if tau else ""))
         handles = ax.get_legend_handles_labels()[0]
         handles += [Line2D([], [], color="0.3", label="cross-entropy"),
                     Line2D([], [], color="0.3", linestyle="--", label="LogitNorm (Eq. 7)")]
@@ -319,26 +368,36 @@ def plot_scale_curve(curve: pd.DataFrame, tau: float | None = None, width: float
 
 
 def plot_toy_norms(runs: Mapping[str, ToyRun], radii: Sequence[float] | np.ndarray | None = None,
-                   data_radius: float = 3.0, width: float = plots.DOUBLE_COLUMN) -> Figure:
-    """Three panels per set of toy runs: raw logit norm on the data vs step, last-layer norm vs step,
-    and the final models' raw logit norm vs distance from the origin (log y on all three)."""
-    radii = np.linspace(0.0, 20.0, 81) if radii is None else np.asarray(radii, dtype=np.float64)
+                   data_band: tuple[float, float] = (1.0, 3.0), width: float = plots.DOUBLE_COLUMN) -> Figure:
+    """Three panels per set of toy runs: raw logit norm on the data vs step, last-layer norm vs step (log y),
+    and the final models' raw logit norm on circles vs their radius (log–log, with a dotted ``∝ r`` guide
+    beyond the data; ``data_band`` is shaded: the radii of almost all training points)."""
+    radii = np.geomspace(0.25, 20.0, 60) if radii is None else np.asarray(radii, dtype=np.float64)
     with plots.paper_style():
-        fig, axes = plots.new_figure(3, 1, width=width, height=2.5)
+        fig, axes = plots.new_figure(3, 1, width=width, height=2.6)
         ax_norm, ax_head, ax_radius = axes.flat
+        top = 0.0
         for color, (label, run) in zip(plots.colors(len(runs)), runs.items()):
             style = {"color": color, "linestyle": "-" if run.loss == "ce" else "--", "label": label}
             ax_norm.plot(run.history["step"], run.history["norm_mean"], **style)
             ax_head.plot(run.history["step"], run.history["head_norm"], **style)
-            ax_radius.plot(radii, norm_vs_radius(run, radii), **style)
-        ax_norm.set(yscale="log", xlabel="training step (full batch)", ylabel="mean raw logit norm ‖f(x)‖₂ on the data",
-                    title="logit norm on the training data")
-        ax_head.set(yscale="log", xlabel="training step (full batch)", ylabel="‖last layer (weights, bias)‖₂",
-                    title="norm of the last layer")
-        ax_radius.axvspan(0, data_radius, color="0.85", zorder=0, label=None)
-        ax_radius.text(data_radius / 2, 0.97, "data", transform=ax_radius.get_xaxis_transform(), ha="center", va="top")
-        ax_radius.set(yscale="log", xlabel="distance from the origin ‖x‖ (input units)",
-                      ylabel="mean raw logit norm on the circle", title="after training: norm vs distance")
+            on_circles = norm_vs_radius(run, radii)
+            ax_radius.plot(radii, on_circles, **style)
+            top = max(top, float(on_circles[-1]))
+        ax_norm.set(yscale="log", xlabel="training step (full batch)", ylabel="mean ‖f(x)‖₂ on the data (unitless)",
+                    title="raw logit norm on the training data")
+        ax_head.set(yscale="log", xlabel="training step (full batch)",
+                    ylabel="‖(weights, bias)‖₂ of the last layer", title="norm of the last layer")
+        if radii.size and radii.max() > data_band[1]:
+            guide = radii[radii >= data_band[1]]
+            ax_radius.plot(guide, 2 * top * guide / guide[-1], color="0.4", linestyle=":", linewidth=1.0)
+            ax_radius.text(guide[len(guide) // 2], 2 * top * guide[len(guide) // 2] / guide[-1], "∝ r  ",
+                           ha="right", va="bottom", color="0.3")
+        ax_radius.axvspan(*data_band, color="0.88", zorder=0)
+        ax_radius.text(math.sqrt(data_band[0] * data_band[1]), 0.97, "data", transform=ax_radius.get_xaxis_transform(),
+                       ha="center", va="top", color="0.3")
+        ax_radius.set(xscale="log", yscale="log", xlabel="radius r = ‖x‖ (input units)",
+                      ylabel="mean ‖f(x)‖₂ on the circle ‖x‖ = r", title="after training: norm vs distance")
         handles, labels = ax_norm.get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False)
     return fig

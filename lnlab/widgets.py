@@ -40,13 +40,14 @@ class Explorer:
         self.text = ""
         self.state: dict[str, Any] = {}
         self.redraw_seconds = float("nan")
+        self._png = _PngRenderer()
         self._text_box = W.HTML()
         self._image = W.Image(format="png")  # an Image widget, not an Output widget: papermill-safe
         header = [W.HTML(f"<b>{html.escape(title)}</b>")] if title else []
-        self.widget = W.VBox(header + [W.HBox(list(self.controls.values())), self._text_box, self._image])
+        row = W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap", align_items="center"))
+        self.widget = W.VBox(header + [row, self._text_box, self._image])
         for control in self.controls.values():
-            if "continuous_update" in control.trait_names():  # sliders: one redraw per release, not per step
-                control.continuous_update = False
+            _fit_control(control)
             control.observe(self._on_change, names="value")
         self.update()
 
@@ -60,7 +61,7 @@ class Explorer:
         values = self.values()
         self.figure, self.text, extra = self._render(values)
         self.state = {**values, **extra}
-        png = _png_bytes(self.figure) if self.figure is not None else None
+        png = self._png(self.figure) if self.figure is not None else None
         self._text_box.value = f"<pre>{html.escape(self.text)}</pre>"
         if png is not None:
             self._image.value = png
@@ -78,10 +79,87 @@ class Explorer:
         return f"{type(self).__name__}({self.state!r})"
 
 
-def _png_bytes(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return buffer.getvalue()
+def _fit_control(control: W.Widget) -> None:
+    """Sliders send their value on release (one redraw per drag, not one per value passed); labels and
+    toggle buttons are as wide as their text, never cut to "temperat…"."""
+    if "continuous_update" in control.trait_names():
+        control.continuous_update = False
+    style = getattr(control, "style", None)
+    if style is not None and "description_width" in style.trait_names() and getattr(control, "description", ""):
+        style.description_width = "initial"
+    if isinstance(control, W.ToggleButtons):
+        style.button_width = "auto"
+
+
+class _PngRenderer:
+    """An explorer's figures as PNG bytes, fast enough to follow a slider (one per :class:`Explorer`).
+
+    lnlab's figures use constrained layout, which measures every tick label, axis label, title and
+    figure legend twice before the figure is drawn: most of a redraw. An explorer's successive figures
+    mostly differ in data only (a star moves along a curve, histograms change), so when a new
+    figure's layout-relevant decorations (:func:`_layout_signature`) equal those of the last figure
+    that was laid out, its axes are put at the same positions and the layout is skipped. Then one
+    Agg draw, and PNG compression level 1 (a local image, size matters less than time).
+    """
+
+    def __init__(self, dpi: int = 110) -> None:
+        self.dpi = dpi
+        self._signature: tuple | None = None
+        self._positions: list[Any] = []
+
+    def __call__(self, fig: Figure) -> bytes:
+        import numpy as np
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.layout_engine import ConstrainedLayoutEngine
+        from PIL import Image
+
+        constrained = isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
+        signature = _layout_signature(fig) if constrained else None
+        reuse = signature is not None and signature == self._signature
+        if reuse:
+            fig.set_layout_engine("none")
+            for ax, position in zip(fig.axes, self._positions):
+                ax.set_position(position)
+        fig.set_dpi(self.dpi)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        if constrained and not reuse:
+            self._signature = signature
+            self._positions = [ax.get_position(original=True).frozen() for ax in fig.axes]
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
+        return buffer.getvalue()
+
+
+def _layout_signature(fig: Figure) -> tuple | None:
+    """What constrained layout measures, cheaply: equal signatures give equal axes positions.
+
+    Figure size and layout pads; per axes its grid cell, scales, axis labels, titles, the major tick
+    labels (from the locator and formatter, without creating ticks), legends, and any text placed
+    outside the axes; the number of entries of each figure legend (its height); the suptitle. None
+    (always lay out) for axes outside a grid, e.g. colorbars and insets.
+    """
+    axes = []
+    for ax in fig.axes:
+        spec = ax.get_subplotspec()
+        if spec is None:
+            return None
+        axis_labels = []
+        for axis in (ax.xaxis, ax.yaxis):
+            locs = axis.major.locator()
+            axis_labels.append((axis.get_scale(), axis.label.get_text(), axis.label.get_visible(),
+                                tuple(axis.major.formatter.format_ticks(locs))))
+        legend = ax.get_legend()
+        outside = tuple((t.get_text(), tuple(t.get_position())) for t in ax.texts
+                        if t.get_transform() != ax.transAxes or not all(0 <= v <= 1 for v in t.get_position()))
+        axes.append((spec.get_geometry(), spec.rowspan, spec.colspan, tuple(axis_labels),
+                     ax.get_title("left"), ax.get_title("center"), ax.get_title("right"), outside,
+                     None if legend is None else tuple(t.get_text() for t in legend.get_texts())))
+    legends = tuple((len(leg.get_texts()), getattr(leg, "_ncols", None), getattr(leg, "_loc", None))
+                    for leg in fig.legends)
+    suptitle = fig.get_suptitle()
+    engine = fig.get_layout_engine()
+    return (tuple(fig.get_size_inches()), tuple(sorted(engine.get().items())), tuple(axes), legends, suptitle)
 
 
 # --------------------------------------------------------------------------- score explorer
@@ -202,11 +280,31 @@ def tau_explorer(runs: Mapping[str, Any] | Iterable[Any], view: str = "norm", oo
         else:
             fig = plots.plot_runs_norm_vs_epoch(shown)
         final = runs[label].history_frame().iloc[-1]
-        text = (f"{label}: final train loss {final.get('train_loss', float('nan')):.4g}, "
-                f"test accuracy {100 * final.get('test_acc', float('nan')):.1f}%")
-        return fig, text, {"label": label, "shown": list(shown)}
+        lines = [f"{label}: final train loss {final.get('train_loss', float('nan')):.4g}, "
+                 f"test accuracy {100 * final.get('test_acc', float('nan')):.1f}%"]
+        lines += _tau_view_lines(shown, values["view"], values["ood"])  # what the figure shows, in numbers
+        return fig, "\n".join(lines), {"label": label, "shown": list(shown)}
 
     return Explorer(controls, render, title="τ explorer: cached LogitNorm runs")
+
+
+def _tau_view_lines(shown: Mapping[str, Any], view: str, ood: str | None) -> list[str]:
+    """The τ explorer's figure in numbers: last-epoch mean logit norms, or MSP's FPR95 / AUROC on ``ood``."""
+    if view == "msp":
+        from lnlab.metrics import ood_metrics
+
+        id_scores, ood_scores = plots.score_sets(shown, ood, "msp")
+        lines = [f"  MSP, ID test vs OOD {ood}:"]
+        for name in shown:
+            m = ood_metrics(id_scores[name], ood_scores[name])
+            lines.append(f"    {name:<22} FPR95 {100 * m['fpr95']:5.1f}%   AUROC {100 * m['auroc']:5.1f}%")
+        return lines
+    lines = ["  mean logit norm ‖f(x)‖ at the last epoch (train / test):"]
+    for name, run in shown.items():
+        final = run.history_frame().iloc[-1]
+        lines.append(f"    {name:<22} {format_number(final.get('norm_train_mean', float('nan')), 3):>8} / "
+                     f"{format_number(final.get('norm_test_mean', float('nan')), 3)}")
+    return lines
 
 
 # --------------------------------------------------------------------------- toy explorer (notebook 00)
@@ -241,11 +339,13 @@ def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0,
                    "msp_data": float(rings["msp_data"]), "msp_ring": float(rings["msp_ring"]),
                    "auroc_ring": float(rings["auroc_msp"]), "seconds": run.seconds}
         fig = toy.plot_toy_maps({run.label: run}, x, y, extent=extent, resolution=resolution, rings=ring)
+        msp_data = format_probability(rings["msp_data"], rings["doubt_data"])
+        msp_ring = format_probability(rings["msp_ring"], rings["doubt_ring"])
         text = (f"{run.label}: {steps} full-batch SGD steps in {run.seconds:.2f} s, "
                 f"train accuracy {100 * numbers['accuracy']:.1f}%\n"
-                f"  mean raw logit norm on the data  {numbers['norm']:.4g}\n"
-                f"  mean MSP: data {numbers['msp_data']:.4f}, ring {ring[0][0]:g}–{ring[0][1]:g} "
-                f"{numbers['msp_ring']:.4f}; AUROC of MSP (data vs ring) {numbers['auroc_ring']:.3f}")
+                f"  mean raw logit norm on the data  {format_number(numbers['norm'])}\n"
+                f"  mean MSP: data {msp_data}, ring {ring[0][0]:g}–{ring[0][1]:g} {msp_ring}; "
+                f"AUROC of MSP (data vs ring) {numbers['auroc_ring']:.3f}")
         return fig, text, numbers
 
     return Explorer(controls, render, title="Toy explorer: retrain the 2-D LogitNorm model at another τ")

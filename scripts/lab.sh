@@ -36,8 +36,9 @@ PY
 )
 token=$("$py" -c 'import secrets; print(secrets.token_hex(24))')
 first=$(cd notebooks && ls [0-9][0-9]_*.ipynb | head -n 1)
-browser=()
-[ "${LAB_BROWSER:-1}" = 0 ] && browser=(--no-browser)
+options=()
+[ "${LAB_BROWSER:-1}" = 0 ] && options+=(--no-browser)
+[ "$(id -u)" = 0 ] && options+=(--allow-root)  # containers
 
 cat <<MSG
 lnlab: JupyterLab on notebooks/, kernel "Python 3 (lnlab)"
@@ -50,4 +51,4 @@ lnlab: JupyterLab on notebooks/, kernel "Python 3 (lnlab)"
 
 MSG
 exec "$venv/bin/jupyter" lab --notebook-dir=notebooks --ServerApp.ip="$ip" --ServerApp.port="$port" \
-  --ServerApp.port_retries=0 --IdentityProvider.token="$token" "${browser[@]}" "${@}"
+  --ServerApp.port_retries=0 --IdentityProvider.token="$token" "${options[@]}" "$@"

@@ -9,7 +9,8 @@ Run menu, checks that no cell printed a warning or an error, then changes every 
 explorer (sliders with the keyboard, dropdowns, toggle buttons, checkboxes) and asserts that the text
 and the image both changed. It times each redraw in the page, from the control's event to the new
 image being loaded, drags each slider once to check that a drag costs one redraw, and saves a
-screenshot per notebook plus ``redraw_times.json`` to the output folder it prints
+screenshot per notebook (``<stem>.png`` at its explorers, ``<stem>_opened.png`` as it opens) plus
+``redraw_times.json`` to the output folder it prints
 (``$LNLAB_TEST_OUTPUT/browser`` if set, else pytest's temporary folder).
 
 Chromium: ``$LNLAB_CHROMIUM`` or ``/usr/bin/chromium`` (Debian: ``apt-get install -y chromium``);
@@ -24,7 +25,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import socket
 import statistics
 import subprocess
@@ -39,13 +39,15 @@ import pytest
 from lnlab import suite
 
 CHROMIUM = os.environ.get("LNLAB_CHROMIUM", "/usr/bin/chromium")
-# What the copied notebooks' parameters cells are set to (besides runs_root and output).
-PARAMETERS = {"profile": "ci", "device": "cpu", "taus": [0.04, 0.1], "progress": False}
+# What the copied notebooks' parameters cells are set to, where they have the name (besides runs_root and
+# output): the ci profile, and two τ values so that τ sliders have somewhere to go (one ci run more).
+TAUS = [0.04, 0.1]
+PARAMETERS = {"profile": "ci", "device": "cpu", "taus": TAUS, "sweep_taus": TAUS, "seeds": [0], "progress": False}
 RUN_ALL_TIMEOUT_S = 300  # runs are trained before the browser starts: cells only load them
 REDRAW_TIMEOUT_S = 60
 # A redraw slower than this fails the test (a retrain or a reload in a redraw); the target on 2 busy
 # cores is 0.3 s at the ci profile, reported in redraw_times.json, not asserted (shared CI cores vary).
-REDRAW_LIMIT_S = float(os.environ.get("LNLAB_REDRAW_LIMIT_S", "5"))
+REDRAW_LIMIT_S = float(os.environ.get("LNLAB_REDRAW_LIMIT_S", "20"))
 WIDGET_CALL = re.compile(r"\b(widgets\.\w+|\w*_explorer|Explorer)\s*\(")
 
 
@@ -70,20 +72,20 @@ def test_widget_notebooks_are_found():
 
 
 def set_parameters(source: str, values: dict) -> str:
-    """``source`` (a parameters cell) with each ``name = ...`` in ``values`` given the new value; comments stay."""
+    """``source`` (a parameters cell) with each ``name = ...`` it has from ``values`` given the new value.
+
+    Comments stay; names the cell does not assign are not added (a notebook without ``sweep_taus``
+    keeps working)."""
     lines = source.splitlines()
-    seen = set()
     for node in sorted(ast.parse(source).body, key=lambda n: -n.lineno):
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             continue
         name = node.targets[0].id
         if name not in values or node.value.lineno != node.value.end_lineno:
             continue
-        seen.add(name)
         line = lines[node.value.lineno - 1]
         lines[node.value.lineno - 1] = (line[:node.value.col_offset] + repr(values[name])
                                         + line[node.value.end_col_offset:])
-    lines += [f"{name} = {value!r}" for name, value in values.items() if name not in seen]
     return "\n".join(lines)
 
 
@@ -97,11 +99,10 @@ def copy_notebooks(folder: Path, values: dict) -> None:
         nbformat.write(nb, folder / path.name)
 
 
-def test_set_parameters_keeps_comments_and_adds_missing_names():
+def test_set_parameters_keeps_comments_and_other_names():
     source = 'profile = "quick"   # the size\nruns_root = None\ntaus = [0.04]'
     out = set_parameters(source, {"profile": "ci", "taus": [0.04, 0.1], "output": "/tmp/x"})
-    assert out.splitlines() == ["profile = 'ci'   # the size", "runs_root = None", "taus = [0.04, 0.1]",
-                                "output = '/tmp/x'"]
+    assert out.splitlines() == ["profile = 'ci'   # the size", "runs_root = None", "taus = [0.04, 0.1]"]
 
 
 # --------------------------------------------------------------------------- server and browser
@@ -133,8 +134,7 @@ def lab(tmp_path_factory):
     copy_notebooks(base / "notebooks", values)
 
     # Train (or load) the runs the notebooks ask for, here, so the browser only waits for cells that load them.
-    suite.comparison_runs(values["profile"], taus=values["taus"], device=values["device"], runs_root=runs,
-                          progress=False)
+    suite.comparison_runs(values["profile"], taus=TAUS, device=values["device"], runs_root=runs, progress=False)
 
     port, token = _free_port(), secrets.token_hex(16)
     home = base / "user"  # no ~/.jupyter, no user settings or workspaces: what a new user has
@@ -146,7 +146,7 @@ def lab(tmp_path_factory):
     log = open(log_path, "w")
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.root_dir={base / 'notebooks'}",
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={token}"]
+               f"--IdentityProvider.token={token}"] + (["--allow-root"] if os.geteuid() == 0 else [])  # CI containers
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=base)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -204,6 +204,7 @@ MARK_EXPLORERS = """() => {
     const controls = [];
     for (const [selector, kind] of Object.entries(kinds)) {
       for (const el of box.querySelectorAll(selector)) {
+        if (kind === 'toggle-button' && el.closest('.widget-toggle-buttons')) continue;  // one of a group
         const j = controls.length;
         el.setAttribute('data-lnlab-control', `${i}-${j}`);
         const label = el.querySelector('.widget-label');
@@ -223,8 +224,11 @@ WATCH = """(i) => {
   if (window.__lnlabObservers) window.__lnlabObservers.forEach(o => o.disconnect());
   const rec = window.__lnlab = {t0: null, src: [], load: [], text: [],
                                 before: {src: img.src, text: text.innerText}};
-  const start = () => { if (rec.t0 === null) rec.t0 = performance.now(); };
-  for (const type of ['keydown', 'change', 'click', 'pointerdown']) box.addEventListener(type, start, true);
+  if (!box.hasAttribute('data-lnlab-listening')) {  // the user's first input event starts the clock
+    const start = () => { if (window.__lnlab.t0 === null) window.__lnlab.t0 = performance.now(); };
+    for (const type of ['keydown', 'change', 'click', 'pointerdown']) box.addEventListener(type, start, true);
+    box.setAttribute('data-lnlab-listening', '');
+  }
   const onSrc = new MutationObserver(() => rec.src.push(performance.now()));
   onSrc.observe(img, {attributes: true, attributeFilter: ['src']});
   const onText = new MutationObserver(() => rec.text.push(performance.now()));
@@ -247,9 +251,13 @@ RESULT = """(i) => {
           after: {src: box.querySelector(':scope > img.widget-image').src, text: texts[texts.length - 1].innerText}};
 }"""
 
+# Every code cell ran, or Run All stopped at an error (no cell queued or running, an error shown).
 CELLS_DONE = """() => {
-  const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')];
-  return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+  const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
+    .map(p => p.textContent);
+  if (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p))) return true;
+  return !prompts.some(p => p.includes('*'))
+    && !!document.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
 }"""
 
 STDERR = """() => [...document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
@@ -321,15 +329,18 @@ def _redraw(page, explorer: int, control: dict) -> dict:
 
 def _drag_redraws(page, explorer: int, control: dict) -> int:
     """Drag a slider's handle over several values; return how many new images followed."""
-    handle = page.locator(f"[data-lnlab-control='{control['id']}'] .noUi-handle").first
-    at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
-    box = handle.bounding_box()
+    slider = page.locator(f"[data-lnlab-control='{control['id']}']")
+    handle = slider.locator(".noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    track, box = slider.locator(".noUi-base").first.bounding_box(), handle.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    room_right, room_left = track["x"] + track["width"] - x, x - track["x"]
+    distance = 0.8 * (room_right if room_right > room_left else -room_left)  # far enough to pass several values
     page.evaluate(WATCH, explorer)
     page.mouse.move(x, y)
     page.mouse.down()
     for step in range(1, 9):
-        page.mouse.move(x + (-8 if at_max else 8) * step, y)
+        page.mouse.move(x + distance * step / 8, y)
         page.wait_for_timeout(60)
     page.mouse.up()
     page.wait_for_function("() => window.__lnlab.load.length > 0", timeout=REDRAW_TIMEOUT_S * 1000, polling=20)
@@ -344,22 +355,22 @@ def test_notebook_widgets_redraw_in_jupyterlab(path, lab, browser, output_dir):
     try:
         page.goto(f"{lab['url']}/lab/tree/{path.name}?token={lab['token']}&reset", timeout=120_000)
         page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=120_000)
-        kernel = page.locator(".jp-NotebookPanel .jp-Toolbar-kernelName").first
+        kernel = page.locator(".jp-NotebookPanel .jp-KernelName").first
         kernel.wait_for(timeout=60_000)
-        page.wait_for_function("() => document.querySelector('.jp-NotebookPanel .jp-Toolbar-kernelName')"
+        page.wait_for_function("() => document.querySelector('.jp-NotebookPanel .jp-KernelName')"
                                ".innerText.includes('lnlab')", timeout=60_000)
         page.wait_for_timeout(2000)  # pop-ups (kernel choice, news) show within a second of opening
         dialogs = page.locator(".jp-Dialog").all_inner_texts()
         assert not dialogs, f"JupyterLab asked something on opening {path.name}: {dialogs}"
         toasts = page.locator(".Toastify__toast").all_inner_texts()
         assert not toasts, f"JupyterLab showed notifications on opening {path.name}: {toasts}"
+        page.screenshot(path=str(output_dir / f"{path.stem}_opened.png"))  # what a user sees first
 
         page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-item", has_text=re.compile(r"^Run All Cells")).first.click()
         page.wait_for_function(CELLS_DONE, timeout=RUN_ALL_TIMEOUT_S * 1000, polling=250)
         stderr = page.evaluate(STDERR)
         assert not stderr, f"{path.name}: cells printed warnings or errors:\n" + "\n---\n".join(stderr)
-        page.screenshot(path=str(output_dir / f"{path.stem}_top.png"))
 
         explorers = page.evaluate(MARK_EXPLORERS)
         assert explorers, f"{path.name} calls a widget but no explorer (controls + image) was displayed"

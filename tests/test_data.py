@@ -90,7 +90,15 @@ def test_synthetic_sets_are_seeded(name: str) -> None:
 
 
 def test_synthetic_distributions() -> None:
-    g = load_dataset("gaussian", n=500).images.float() / 255
+    # gaussian / gaussian_val: clip(N(0, 0.5^2), -1, 1) in the normalised input space (OE code); the reference
+    # statistics come from numpy directly, the tolerance covers the 1/255 quantisation of the stored pixels
+    reference = np.clip(0.5 * np.random.default_rng(0).standard_normal(2_000_000), -1, 1)
+    for name in ("gaussian", "gaussian_val"):
+        z = normalize(load_dataset(name, n=500).images)
+        assert abs(float(z.mean())) < 0.02 and abs(float(z.std()) - reference.std()) < 0.01, name
+        assert abs(float((z.abs() > 0.98).float().mean()) - float((np.abs(reference) > 0.98).mean())) < 0.006, name
+    assert not torch.equal(load_dataset("gaussian", n=50).images, load_dataset("gaussian_val", n=50).images)
+    g = load_dataset("gaussian_pixel", n=500).images.float() / 255
     u = load_dataset("uniform", n=500).images.float() / 255
     # clip(N(0.5, 0.25^2), 0, 1): clipping at +-2 sigma leaves std 0.25 * 0.9597 and 2.3% at each end
     assert abs(g.mean() - 0.5) < 0.01 and abs(g.std() - 0.2399) < 0.004
@@ -217,8 +225,10 @@ def test_download_failure_is_reported_in_one_line(tmp_path: Path, monkeypatch: p
 
 
 def test_unknown_name_and_bad_split() -> None:
-    with pytest.raises(ValueError, match="unknown dataset 'cifar11'.*cifar10, cifar100, svhn"):
-        load_dataset("cifar11")
+    with pytest.raises(DatasetNotFoundError, match="'cifar11' is not a registered dataset.*cifar100, svhn"):
+        load_dataset("cifar11")  # an unregistered name is looked up as the user's own OOD set
+    with pytest.raises(ValueError, match="unknown in-distribution dataset 'cifar11'.*cifar10"):
+        load_dataset("cifar11", "train")
     with pytest.raises(ValueError, match="splits \\['test'\\]"):
         load_dataset("svhn", "train")
     with pytest.raises(ValueError, match="splits"):

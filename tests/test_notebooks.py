@@ -16,11 +16,12 @@ from nbformat.v4 import new_code_cell, new_notebook
 from lnlab import suite
 
 NOTEBOOKS = suite.notebook_paths()
-SUITE_PARAMETERS = {"profile", "device", "data_root", "runs_root", "taus", "oods", "output", "progress"}
+SUITE_PARAMETERS = {"profile", "device", "data_root", "runs_root", "taus", "seeds", "oods", "output", "progress"}
 
 
-def test_suite_has_the_three_notebooks_in_order():
-    assert [p.stem for p in NOTEBOOKS] == ["01_logit_norm_growth", "02_msp_histograms", "03_lower_bound"]
+def test_suite_has_every_notebook_in_order():
+    assert [p.stem for p in NOTEBOOKS] == ["00_mechanism", "01_logit_norm_growth", "02_msp_histograms", "03_lower_bound",
+                                           "04_tau_study", "05_ood_table", "06_calibration"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
