@@ -330,7 +330,7 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
         if marker is not None:
             _draw_marker(ax_bound, ax_cap, *marker)
             handles.append(Line2D([], [], color="black", marker="*", markersize=9, linestyle="",
-                                  label=f"τ={marker[0]:g}, k={marker[1]}"))
+                                  label=f"τ={marker[0]:.3g}, k={marker[1]}"))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False,
                    columnspacing=1.2, handlelength=1.8)
     return fig
@@ -429,15 +429,15 @@ def plot_tau_study(table: pd.DataFrame, oods: Sequence[str], chosen: float | Non
     seeds). ``chosen`` marks the τ picked on validation data (solid line), ``by_test`` the τ the
     test OOD sets would pick (dotted), for comparison.
     """
-    panels = [("accuracy", "ID test accuracy (%)"), ("ece", "ECE, 15 bins (%)"),
-              ("val_auroc", "validation AUROC (%)\nheld-out ID vs val. noise"),
-              ("auroc", "test AUROC of MSP (%)"), ("fpr95", "test FPR95 of MSP (%) ↓")]
+    panels = [("accuracy", "ID test accuracy"), ("ece", "ECE, 15 bins"),
+              ("val_auroc", "validation AUROC (held-out ID vs noise)"),
+              ("auroc", "test AUROC of MSP"), ("fpr95", "test FPR95 of MSP (lower is better)")]
     ln = table[table["tau"].notna()].sort_values("tau")
     ce = table[table["tau"].isna()]
     with paper_style():
-        fig, axes = new_figure(len(panels), 1, width=width, height=2.4)
+        fig, axes = new_figure(3, 2, width=width, height=4.4)
         palette = colors(len(oods) + 1)
-        for ax, (column, ylabel) in zip(axes.flat, panels):
+        for ax, (column, title) in zip(axes.flat, panels):
             series = [(f"{o}_{column}", o, c) for o, c in zip([*oods, "mean"], palette)] \
                 if column in ("auroc", "fpr95") else [(column, None, "black")]
             for key, label, color in series:
@@ -448,13 +448,17 @@ def plot_tau_study(table: pd.DataFrame, oods: Sequence[str], chosen: float | Non
                     ax.axhline(float(ce[key].iloc[0]), color=color, linestyle="--", linewidth=0.8)
             for tau, style in ((chosen, "-"), (by_test, ":")):
                 if tau is not None:
-                    ax.axvline(tau, color="0.3", linestyle=style, linewidth=1.0)
-            ax.set(xscale="log", xlabel="temperature τ (unitless)", ylabel=ylabel)
-        handles, labels = axes.flat[3].get_legend_handles_labels()
-        handles += [Line2D([], [], color="0.3", linestyle="--", label="CE (no τ)"),
-                    Line2D([], [], color="0.3", linestyle="-", label="τ picked on validation"),
-                    Line2D([], [], color="0.3", linestyle=":", label="τ the test sets would pick")]
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), frameon=False)
+                    ax.axvline(tau, color="0.3", linestyle=style, linewidth=1.2)
+            ax.set(xscale="log", xlabel="temperature τ", ylabel="%", title=title)
+        handles, _ = axes.flat[3].get_legend_handles_labels()
+        handles += [Line2D([], [], color="0.3", linestyle="--", label="CE (no τ), same colour"),
+                    Line2D([], [], color="0.3", linestyle="-", label=f"τ picked on validation ({chosen:g})"
+                           if chosen is not None else "τ picked on validation"),
+                    Line2D([], [], color="0.3", linestyle=":", label=f"τ the test sets would pick ({by_test:g})"
+                           if by_test is not None else "τ the test sets would pick")]
+        legend_ax = axes.flat[-1]
+        legend_ax.axis("off")
+        legend_ax.legend(handles=handles, loc="center", frameon=False, title="OOD set (test panels)")
     return fig
 
 

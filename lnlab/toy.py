@@ -116,7 +116,7 @@ class ToyRun:
 
     @property
     def label(self) -> str:
-        name = "CE" if self.loss == "ce" else f"LogitNorm τ={self.tau:g}"
+        name = "CE" if self.loss == "ce" else f"LogitNorm τ={self.tau:.3g}"
         if not self.weight_decay:
             return f"{name}, no weight decay"
         mantissa, exponent = f"{self.weight_decay:.0e}".split("e")

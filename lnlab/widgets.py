@@ -94,41 +94,78 @@ def _fit_control(control: W.Widget) -> None:
 class _PngRenderer:
     """An explorer's figures as PNG bytes, fast enough to follow a slider (one per :class:`Explorer`).
 
-    lnlab's figures use constrained layout, which measures every tick label, axis label, title and
-    figure legend twice before the figure is drawn: most of a redraw. An explorer's successive figures
-    mostly differ in data only (a star moves along a curve, histograms change), so when a new
-    figure's layout-relevant decorations (:func:`_layout_signature`) equal those of the last figure
-    that was laid out, its axes are put at the same positions and the layout is skipped. Then one
-    Agg draw, and PNG compression level 1 (a local image, size matters less than time).
+    What ``savefig(bbox_inches="tight")`` shows, in one draw instead of two: lnlab's figures use
+    constrained layout, which measures every tick label, axis label, title and figure legend before
+    drawing, and ``savefig`` draws once more to crop. Here the figure is drawn once and the canvas is
+    cropped to the drawn content; only content that sticks out of the canvas (a long axis label)
+    needs a second draw into a larger box. An explorer's successive figures mostly differ in data only
+    (a star moves, histograms change): when a new figure's layout-relevant decorations
+    (:func:`_layout_signature`) equal those of the last one laid out, its axes get the same positions
+    and the same box, and the layout is skipped. PNG compression level 1: a local image.
     """
+
+    PAD_INCHES = 0.1  # around the content, as savefig's tight box
 
     def __init__(self, dpi: int = 110) -> None:
         self.dpi = dpi
         self._signature: tuple | None = None
         self._positions: list[Any] = []
+        self._box: Any = None  # the padded content box in inches, and whether it sticks out of the canvas
+        self._overflows = False
 
     def __call__(self, fig: Figure) -> bytes:
-        import numpy as np
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.layout_engine import ConstrainedLayoutEngine
-        from PIL import Image
 
-        constrained = isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
-        signature = _layout_signature(fig) if constrained else None
-        reuse = signature is not None and signature == self._signature
-        if reuse:
-            fig.set_layout_engine("none")
+        fig.set_dpi(self.dpi)
+        signature = _layout_signature(fig) if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine) else None
+        if signature is not None and signature == self._signature:
+            _without_layout_engine(fig)
             for ax, position in zip(fig.axes, self._positions):
                 ax.set_position(position)
-        fig.set_dpi(self.dpi)
+            if self._overflows:
+                return self._savefig(fig, self._box)
+            canvas = FigureCanvasAgg(fig)
+            canvas.draw()
+            return self._crop(canvas, self._box)
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
-        if constrained and not reuse:
-            self._signature = signature
+        content = fig.get_tightbbox(canvas.get_renderer())
+        box, figure_box = content.padded(self.PAD_INCHES), fig.bbox_inches
+        overflows = (content.x0 < figure_box.x0 - 0.01 or content.y0 < figure_box.y0 - 0.01
+                     or content.x1 > figure_box.x1 + 0.01 or content.y1 > figure_box.y1 + 0.01)
+        if signature is not None:
+            self._signature, self._box, self._overflows = signature, box, overflows
             self._positions = [ax.get_position(original=True).frozen() for ax in fig.axes]
+        _without_layout_engine(fig)  # laid out: keep the positions for a second draw
+        return self._savefig(fig, box) if overflows else self._crop(canvas, box)
+
+    def _crop(self, canvas: Any, box: Any) -> bytes:
+        """The drawn canvas cut to ``box`` (inches, origin bottom left) within the canvas."""
+        import numpy as np
+        from PIL import Image
+
+        pixels = np.asarray(canvas.buffer_rgba())
+        height, width = pixels.shape[:2]
+        left, right = max(0, int(box.x0 * self.dpi)), min(width, int(np.ceil(box.x1 * self.dpi)))
+        top, bottom = max(0, height - int(np.ceil(box.y1 * self.dpi))), min(height, height - int(box.y0 * self.dpi))
         buffer = io.BytesIO()
-        Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
+        Image.fromarray(pixels[top:bottom, left:right]).save(buffer, format="png", compress_level=1)
         return buffer.getvalue()
+
+    def _savefig(self, fig: Figure, box: Any) -> bytes:
+        """One draw into ``box``, which reaches beyond the canvas (no layout engine: a single draw)."""
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=self.dpi, bbox_inches=box, pil_kwargs={"compress_level": 1})
+        return buffer.getvalue()
+
+
+def _without_layout_engine(fig: Figure) -> None:
+    """No layout engine at all (not even a placeholder, with which ``savefig`` draws twice)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)
 
 
 def _layout_signature(fig: Figure) -> tuple | None:
@@ -270,6 +307,7 @@ def tau_explorer(runs: Mapping[str, Any] | Iterable[Any], view: str = "norm", oo
         "view": W.ToggleButtons(options=[("logit norm vs epoch", "norm"), ("MSP histograms", "msp")], value=view),
         "ood": W.Dropdown(options=oods, value=ood or (oods[0] if oods else None), description="OOD set"),
     }
+    controls["tau"].disabled = len(taus) == 1  # nothing to slide to: the text says how to get more
 
     def render(values: dict[str, Any]) -> tuple[Figure, str, dict[str, Any]]:
         label = by_tau[values["tau"]]
@@ -282,6 +320,8 @@ def tau_explorer(runs: Mapping[str, Any] | Iterable[Any], view: str = "norm", oo
         final = runs[label].history_frame().iloc[-1]
         lines = [f"{label}: final train loss {final.get('train_loss', float('nan')):.4g}, "
                  f"test accuracy {100 * final.get('test_acc', float('nan')):.1f}%"]
+        if len(taus) == 1:
+            lines[0] += "  (the only cached τ: add values to `taus` in the parameters cell to compare several)"
         lines += _tau_view_lines(shown, values["view"], values["ood"])  # what the figure shows, in numbers
         return fig, "\n".join(lines), {"label": label, "shown": list(shown)}
 

@@ -51,4 +51,5 @@ lnlab: JupyterLab on notebooks/, kernel "Python 3 (lnlab)"
 
 MSG
 exec "$venv/bin/jupyter" lab --notebook-dir=notebooks --ServerApp.ip="$ip" --ServerApp.port="$port" \
-  --ServerApp.port_retries=0 --IdentityProvider.token="$token" "${options[@]}" "$@"
+  --ServerApp.port_retries=0 --IdentityProvider.token="$token" --MultiKernelManager.default_kernel_name=lnlab \
+  "${options[@]}" "$@"

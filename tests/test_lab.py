@@ -99,3 +99,31 @@ def test_sliders_send_their_value_on_release_not_while_dragged():
     assert sliders and not any(c.continuous_update for c in sliders)
     explorer.controls["k"].value = 100
     assert 0 < explorer.redraw_seconds < 30
+
+
+def test_explorer_images_show_what_a_tight_savefig_shows_in_one_draw():
+    """The long y label of the bound figure sticks out of its canvas: the PNG still holds all of it, and
+    the next τ reuses the layout (same decorations) instead of measuring it again."""
+    import io
+
+    from PIL import Image
+
+    from lnlab import plots
+
+    explorer = widgets.bound_explorer(tau=0.04, k=10)
+    explorer.controls["tau"].value = 0.2
+    assert explorer._png._signature == widgets._layout_signature(plots.plot_lower_bound(marker=(0.3, 10)))
+    shown = Image.open(io.BytesIO(bytes(explorer.widget.children[-1].value)))
+    reference = io.BytesIO()
+    plots.plot_lower_bound(marker=(explorer.state["tau"], 10)).savefig(reference, format="png", dpi=110,
+                                                                        bbox_inches="tight")
+    assert shown.size == Image.open(reference).size
+
+
+def test_tau_explorer_with_one_cached_tau_says_how_to_get_more():
+    from _synthetic import fake_run
+
+    explorer = widgets.tau_explorer([fake_run("ce"), fake_run("logitnorm", tau=0.04, seed=1)])
+    assert explorer.controls["tau"].disabled and "add values to `taus`" in explorer.text
+    explorer.controls["view"].value = "msp"  # the other controls still redraw, and the text follows
+    assert "MSP, ID test vs OOD" in explorer.text

@@ -125,3 +125,16 @@ def test_run_conveniences_label_and_order_runs():
     assert list(labelled) == ["CE", "LogitNorm τ=0.01", "LogitNorm τ=0.1"]
     fig = plots.plot_runs_norm_vs_epoch(runs, splits=("train",))
     assert len(_visible_axes(fig)[0].get_lines()) == 3
+
+
+def test_norm_figure_with_several_seeds_draws_the_seed_mean_and_their_range():
+    from lnlab.runs import Seeds
+
+    seeds = Seeds([fake_run("ce", seed=s) for s in range(3)])
+    fig = plots.plot_runs_norm_vs_epoch({"CE": seeds}, splits=("train",))
+    (ax,) = _visible_axes(fig)
+    means = np.stack([r.history_frame()["norm_train_mean"].to_numpy() for r in seeds])
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), means.mean(0))
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(means.min()) and band.max() == pytest.approx(means.max())
+    assert "range over 3 seeds" in [t.get_text() for t in fig.legends[0].get_texts()]
