@@ -6,6 +6,7 @@ one, never a half-written file.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -48,3 +49,12 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     """``torch.save(obj)`` to ``path`` atomically."""
     return atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (the checksums of run and evaluation files)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -121,10 +121,10 @@ def calibrate(logits: torch.Tensor, labels: torch.Tensor, label: str = "", seed:
 
 
 def calibrate_runs(runs: Mapping[str, Any], seed: int = 0) -> dict[str, Calibration]:
-    """:func:`calibrate` each run's ID test logits (``run.logits["test"]``, ``run.labels``): ``{label: Calibration}``."""
+    """:func:`calibrate` each run's ID test logits (``run.logits_for("test")``, ``run.labels``): ``{label: Calibration}``."""
     if not runs:
         raise ValueError("runs is empty: pass {label: Run}, e.g. suite.comparison_runs('ci')")
-    return {label: calibrate(run.logits["test"], run.labels, label, seed) for label, run in runs.items()}
+    return {label: calibrate(run.logits_for("test"), run.labels, label, seed) for label, run in runs.items()}
 
 
 def calibration_table(calibrations: Mapping[str, Calibration], n_bins: int = 15) -> pd.DataFrame:

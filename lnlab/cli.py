@@ -104,6 +104,8 @@ def _configs(args: argparse.Namespace, **fixed: Any) -> list:
             raise ValueError(f"--set takes KEY=VALUE (e.g. --set lr=0.05), got {item!r}")
         overrides[key.strip()] = _parse_value(value.strip())
     overrides.update(fixed)
+    if args.seeds is not None and "seed" in overrides:
+        raise ValueError("pass seeds with --seeds only, not also --set seed=...")
     seeds = check_seeds(args.seeds) if args.seeds is not None else [overrides.pop("seed", None)]
     return [make_config(args.profile, **overrides, **({} if seed is None else {"seed": seed})) for seed in seeds]
 
@@ -139,6 +141,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     check_scores(args.scores)
     configs = _configs(args)
+    if args.id_set == "val":
+        from lnlab.splits import check_held_out
+
+        check_held_out(configs[0])
     oods = _available_oods(configs[0], args.ood)
     configs = [c.replace(ood=tuple(oods)) for c in configs]
     runs = {configs[0].label(): Seeds(get_run(c, root=args.runs, progress=not args.no_progress) for c in configs)}
@@ -207,9 +213,11 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     from lnlab.suite import run_suite
 
     from lnlab.suite import check_seeds
+    from lnlab.tau import DEFAULT_SWEEP
 
     files = run_suite(profile=args.profile, output=args.output, device=args.device, notebooks=args.notebooks,
                       data_root=args.data, runs_root=args.runs,
-                      extra_parameters={"taus": args.taus, "seeds": check_seeds(args.seeds)})
+                      extra_parameters={"taus": args.taus, "seeds": check_seeds(args.seeds),
+                                        "sweep_taus": list(DEFAULT_SWEEP)})
     print(f"{len(files)} figure files written to {args.output}")
     return 0

@@ -30,6 +30,7 @@ ENGINE_VERSION = 2
 # computes that set's logits from the saved weights (``Run.logits_for``).
 EVALUATION_FIELDS = ("ood", "ood_limit", "norm_subset", "test_subset_per_class")
 _NOT_HASHED = ("data_root", *EVALUATION_FIELDS)
+ID_SET_NAMES = ("test", "train", "val")  # evaluation sets of the run's own dataset (lnlab.splits)
 _FLOAT_FIELDS = ("tau", "lr", "momentum", "weight_decay", "gamma", "warmup_epochs")
 
 
@@ -213,10 +214,12 @@ def _check_datasets(dataset: str, ood: tuple[str, ...]) -> None:
 
     if dataset not in in_distribution_names():
         raise ValueError(f"unknown in-distribution dataset {dataset!r}; pass dataset= one of {in_distribution_names()}")
-    bad = [n for n in ood if n == dataset or (is_registered(n) and not DATASETS[n.lower()].is_ood) or not n.strip()]
+    bad = [n for n in ood if n == dataset or (is_registered(n) and not DATASETS[n.lower()].is_ood) or not n.strip()
+           or n in ID_SET_NAMES]
     if bad:
         oods = [n for n, d in DATASETS.items() if d.is_ood and n != dataset]
-        raise ValueError(f"{bad} cannot be OOD sets for dataset {dataset!r}; pass ood= names from {oods} "
-                         "or your own set (a pack <data root>/NAME.npz, a folder <data root>/NAME/, or a path)")
+        raise ValueError(f"{bad} cannot be OOD sets for dataset {dataset!r} ({list(ID_SET_NAMES)} name its ID sets); "
+                         f"pass ood= names from {oods} or your own set (a pack <data root>/NAME.npz, a folder "
+                         "<data root>/NAME/, or a path)")
     if len(set(ood)) != len(ood):
         raise ValueError(f"ood lists a set twice: {list(ood)}; pass each name once")

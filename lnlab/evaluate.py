@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lnlab.atomic import atomic_torch_save, atomic_write
+from lnlab.atomic import atomic_torch_save, atomic_write, sha256_file
 from lnlab.data import Loader
 from lnlab.splits import eval_set
 
@@ -116,10 +116,12 @@ def score_values(run: Any, score_name: str, name: str, settings: Mapping[str, fl
     """
     from lnlab.scores import LOGIT_SCORES, score
 
-    check_scores([score_name])
+    check_scores([score_name], {score_name: settings or {}})
     settings = {**SCORE_SETTINGS[score_name], **(settings or {})}
     if score_name in LOGIT_SCORES:
         return score(score_name, logits_of(run, name), **settings)
+    if not hasattr(run, "directory"):
+        raise ValueError(f"score {score_name!r} needs the network: pass Runs, not dicts of logits")
     memo = run.__dict__.setdefault("_eval_memo", {})
     key = (score_name, name, json.dumps(settings, sort_keys=True))
     if key not in memo:
@@ -146,13 +148,13 @@ def cached_tensor(path: Path, compute: Callable[[], torch.Tensor]) -> torch.Tens
     """
     check = path.with_suffix(".sha256")
     if path.is_file() and check.is_file():
-        if _sha256(path) == check.read_text().strip():
+        if sha256_file(path) == check.read_text().strip():
             return torch.load(path, map_location="cpu", weights_only=True)
         warnings.warn(f"{path} does not match its checksum (truncated or modified); recomputing", stacklevel=3)
     value = compute().float().contiguous()
     try:
         atomic_torch_save(path, value)
-        atomic_write(check, lambda handle: handle.write(_sha256(path).encode()))
+        atomic_write(check, lambda handle: handle.write(sha256_file(path).encode()))
     except OSError:
         pass
     return value
@@ -160,48 +162,54 @@ def cached_tensor(path: Path, compute: Callable[[], torch.Tensor]) -> torch.Tens
 
 def store_tensor(path: Path, value: torch.Tensor) -> None:
     """Write a cache entry the way :func:`cached_tensor` reads it (used for logits computed in training)."""
+    path.unlink(missing_ok=True)
     cached_tensor(path, lambda: value)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def _device(run: Any) -> torch.device:
+    """The run's own device type (a GPU run falls back to the CPU where there is none), so every
+    set of a run is evaluated with the precision it was trained with (``canonical()``: bf16 on CUDA)."""
+    device = torch.device(run.config.resolved_device())
+    return device if device.type != "cuda" or torch.cuda.is_available() else torch.device("cpu")
 
 
 def _network(run: Any) -> nn.Module:
     memo = run.__dict__.setdefault("_eval_memo", {})
     if "model" not in memo:
-        memo["model"] = run.model().to(_device())
+        model = run.model().to(_device(run))
+        memo["model"] = model.to(memory_format=torch.channels_last) if run.config.channels_last else model
     return memo["model"]
 
 
 def _infer(run: Any, images: torch.Tensor) -> torch.Tensor:
-    model = _network(run)
-    amp = bool(run.config.amp) and _device().type == "cuda"
-    return predict(model, eval_loader(images, _device(), channels_last=False), amp=amp)
+    device = _device(run)
+    amp = bool(run.config.canonical()["amp"]) and device.type == "cuda"
+    return predict(_network(run), eval_loader(images, device, run.config.channels_last), amp=amp)
 
 
 def _model_scores(run: Any, score_name: str, images: torch.Tensor, settings: Mapping[str, float]) -> torch.Tensor:
     from lnlab.scores import score
 
     model = _network(run).eval()
-    loader = Loader(images, None, batch_size=256, shuffle=False, augment=False, device=_device())
+    loader = Loader(images, None, batch_size=256, shuffle=False, augment=False, device=_device(run))
     return torch.cat([score(score_name, model=model, x=x, **settings).cpu() for x, _ in loader])
 
 
 # --------------------------------------------------------------------------- the OOD table
 
 
-def check_scores(names: Sequence[str]) -> None:
-    """Raise ValueError naming the valid scores if any name is unknown (before any work)."""
+def check_scores(names: Sequence[str], settings: Mapping[str, Mapping[str, float]] | None = None) -> None:
+    """Raise ValueError (before any work) for an unknown score name or an unknown setting of a score."""
     from lnlab.scores import available_scores
 
     bad = [n for n in names if n not in available_scores()]
     if bad:
         raise ValueError(f"unknown score(s) {bad}; pass scores from {available_scores()}")
+    for name, values in (settings or {}).items():
+        allowed = set(SCORE_SETTINGS.get(name, {})) | ({"std"} if name == "odin" else set())
+        wrong = sorted(set(values) - allowed)
+        if wrong:
+            raise ValueError(f"unknown setting(s) {wrong} for score {name!r}; it takes {sorted(allowed) or 'none'}")
 
 
 def runs_of(group: Any) -> list[Any]:
@@ -230,7 +238,7 @@ def ood_table(runs: Mapping[str, Any], scores: Sequence[str] = ("msp",), oods: S
 
     from lnlab.metrics import ood_metrics
 
-    check_scores(scores)
+    check_scores(scores, settings)
     oods = list(oods) if oods is not None else default_oods(runs)
     if not runs or not oods:
         raise ValueError("pass runs (a dict {label: Run}) and at least one OOD set")
@@ -238,7 +246,7 @@ def ood_table(runs: Mapping[str, Any], scores: Sequence[str] = ("msp",), oods: S
     for label, group in runs.items():
         for seed, run in enumerate(runs_of(group)):
             for score_name in scores:
-                values = lambda name: _values(run, score_name, name, (settings or {}).get(score_name))  # noqa: E731
+                values = lambda name: score_values(run, score_name, name, (settings or {}).get(score_name))  # noqa: E731
                 id_scores = values(id_set)
                 for ood in oods:
                     m = ood_metrics(id_scores, values(ood))
@@ -253,14 +261,6 @@ def ood_table(runs: Mapping[str, Any], scores: Sequence[str] = ("msp",), oods: S
     order = pd.MultiIndex.from_tuples([(r, s, m, st) for r in runs for s in scores for m in METRICS
                                        for st in ("mean", "std")], names=table.columns.names)
     return table.reindex(index=[*oods, "mean"], columns=order)
-
-
-def _values(run: Any, score_name: str, name: str, settings: Mapping[str, float] | None) -> torch.Tensor:
-    if hasattr(run, "logits_for"):
-        return score_values(run, score_name, name, settings)
-    from lnlab.scores import score
-
-    return score(score_name, logits_of(run, name), **{**SCORE_SETTINGS[score_name], **(settings or {})})
 
 
 def accuracy_table(runs: Mapping[str, Any], id_set: str = "test"):

@@ -11,8 +11,8 @@ when that is intact). A run killed at any point resumes from its last completed 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import shutil
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from lnlab.atomic import atomic_torch_save, atomic_write_json
+from lnlab.atomic import atomic_torch_save, atomic_write_json, sha256_file
 from lnlab.config import TrainConfig
 from lnlab.paths import runs_root
 
@@ -179,6 +179,7 @@ def _train_and_save(config: TrainConfig, directory: Path, progress: bool, callba
     from lnlab.train import train
 
     result = train(config, checkpoint_path=directory / CHECKPOINT, progress=progress, callbacks=callbacks)
+    shutil.rmtree(directory / EVAL_DIR, ignore_errors=True)  # results of earlier weights (a recomputed run)
     atomic_write_json(directory / "config.json", {"key": config.key(), "config": config.to_dict(),
                                                   "canonical": config.canonical()})
     atomic_write_json(directory / "history.json", result.history)
@@ -186,7 +187,7 @@ def _train_and_save(config: TrainConfig, directory: Path, progress: bool, callba
                                                 "classes": result.classes})
     atomic_torch_save(directory / "model.pt", result.state_dict)
     atomic_write_json(directory / MANIFEST, {"key": config.key(),
-                                             "files": {n: _sha256(directory / n) for n in RESULT_FILES}})
+                                             "files": {n: sha256_file(directory / n) for n in RESULT_FILES}})
     (directory / CHECKPOINT).unlink(missing_ok=True)
     for name, logits in result.logits.items():  # the final logits training computed: the eval cache's first entries
         store_tensor(directory / EVAL_DIR / f"logits-{entry_name(name, eval_set(config, name).images)}.pt", logits)
@@ -209,7 +210,7 @@ def load_run(directory: str | os.PathLike, config: TrainConfig | None = None) ->
         path = directory / name
         if not path.is_file():
             raise CacheError(f"{name} is missing")
-        if _sha256(path) != files.get(name):
+        if sha256_file(path) != files.get(name):
             raise CacheError(f"{name} does not match its checksum (truncated or modified)")
     try:
         meta = json.loads((directory / "config.json").read_text())
@@ -236,11 +237,3 @@ def list_runs(root: str | os.PathLike | None = None) -> list[Run]:
     for run in runs:
         run.from_cache = True
     return runs
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

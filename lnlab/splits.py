@@ -93,15 +93,23 @@ def eval_set(config: "TrainConfig", name: str) -> EvalSet:
     return EvalSet(name, ood.images, None)
 
 
+def check_held_out(config: "TrainConfig") -> None:
+    """Raise ValueError (before any training) if the run keeps no training images out for ``"val"``."""
+    if config.subset_per_class is None:
+        raise ValueError("no held-out training images for 'val': the run trains on the whole training set; "
+                         "pass subset_per_class (e.g. 4500) to keep some images out for validation")
+
+
 def _held_out(config: "TrainConfig") -> EvalSet:
+    check_held_out(config)
     train = _load(config.dataset, "train", config.data_root)
     _, _, used, _ = training_subset(config)
     left = torch.ones(len(train), dtype=torch.bool)
     left[used] = False
     pool = left.nonzero().squeeze(1)
     if pool.numel() == 0:
-        raise ValueError("no held-out training images for 'val': the run trains on the whole training set; "
-                         "pass subset_per_class (e.g. 4500) to keep some images out for validation")
+        raise ValueError(f"no held-out training images for 'val': subset_per_class={config.subset_per_class} uses "
+                         "every training image of some class; pass a smaller subset_per_class")
     per_class = min(VAL_PER_CLASS, int(torch.bincount(train.labels[pool]).min()))
     keep = pool[balanced_subset(train.labels[pool], per_class, SUBSET_SEED)]
     return EvalSet("val", train.images[keep], train.labels[keep])

@@ -158,7 +158,8 @@ def _train_shared_runs(parameters: dict[str, Any]) -> None:
     """
     print(f"[lnlab figures] training or loading the {parameters['profile']} runs "
           f"(cache: {parameters['runs_root']})", flush=True)
-    comparison_runs(parameters["profile"], taus=parameters.get("taus", (0.04,)), device=parameters["device"],
+    taus = list(dict.fromkeys([*parameters.get("taus", (0.04,)), *parameters.get("sweep_taus", ())]))
+    comparison_runs(parameters["profile"], taus=taus, device=parameters["device"],
                     data_root=parameters["data_root"], runs_root=parameters["runs_root"],
                     oods=parameters.get("oods"), progress=True, seeds=parameters.get("seeds", (0,)))
 
@@ -167,7 +168,7 @@ def _train_shared_runs(parameters: dict[str, Any]) -> None:
 def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), device: str = "auto",
                     data_root: str | os.PathLike | None = None, runs_root: str | os.PathLike | None = None,
                     oods: Sequence[str] | None = None, progress: bool = True,
-                    seeds: Sequence[int] = (0,)) -> dict[str, Any]:
+                    seeds: Sequence[int] = (0,), validation: bool = False) -> dict[str, Any]:
     """Train or load (run cache) CE and one LogitNorm run per τ, each for every seed.
 
     Returns ``{"CE": Seeds, "LogitNorm τ=<taus[0]>": Seeds, …}`` in that order: CE first, then the
@@ -175,6 +176,7 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
     τ the user named first. A ``Seeds`` is the list of one config's runs over ``seeds`` and reads
     like its first run. ``device`` ``"auto"`` or None keeps the profile's device (``ci`` pins the
     CPU); ``oods`` overrides the profile's OOD sets (an evaluation choice: cached runs are reused).
+    ``validation`` checks, before any training, that the runs keep training images out for ``"val"``.
     Every notebook asks for the same configs, so within a suite each run is trained once.
     """
     from lnlab.profiles import make_config
@@ -188,6 +190,10 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
     seeds = check_seeds(seeds)
     losses = [{"loss": "ce"}] + [{"loss": "logitnorm", "tau": float(tau)} for tau in dict.fromkeys(taus)]
     groups = [[make_config(profile, **loss, seed=seed, **overrides) for seed in seeds] for loss in losses]
+    if validation:
+        from lnlab.splits import check_held_out
+
+        check_held_out(groups[0][0])
     return {configs[0].label(): Seeds(get_run(c, root=runs_root, progress=progress) for c in configs)
             for configs in groups}
 
@@ -225,7 +231,7 @@ def bound_points(runs: Any) -> "pd.DataFrame":
     for run in runs:
         if str(run.config.loss).lower() != "logitnorm":
             continue
-        tau, k = float(run.config.tau), int(logits_of(run, "test").shape[1])
+        tau, k = float(run.config.tau), len(getattr(run, "classes", ())) or int(logits_of(run, "test").shape[1])
         rows.append({"tau": tau, "num_classes": k, "loss": float(run.final_train_loss),
                      "label": f"τ={tau:g} ({run.config.model}, {run.config.epochs} ep)",
                      "lower_bound": float(lower_bound(tau, k)), "tight_lower_bound": float(tight_lower_bound(tau, k))})

@@ -17,9 +17,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lnlab.evaluate import ood_table, runs_of
+from lnlab.evaluate import accuracy_table, ood_table, runs_of
 
 VALIDATION_ID, VALIDATION_OOD = "val", "gaussian_val"
+DEFAULT_SWEEP = (0.01, 0.02, 0.04, 0.1)  # the τ grid of notebook 04 (the paper's CIFAR-10 choice: 0.04)
 
 
 def logitnorm_runs(runs: Mapping[str, Any]) -> dict[float, str]:
@@ -59,14 +60,16 @@ def tau_table(runs: Mapping[str, Any], oods: Sequence[str], score: str = "msp", 
 
     test = ood_table(runs, scores=[score], oods=oods)
     val = validation_metrics(runs, score)
+    accuracy = accuracy_table(runs)
     rows = []
     for label, group in runs.items():
         members = runs_of(group)
         config = members[0].config
-        acc = pd.Series([100 * float((r.logits_for("test").argmax(1) == r.labels).float().mean()) for r in members])
-        errs = pd.Series([100 * ece(torch.softmax(r.logits_for("test"), 1), r.labels, n_bins) for r in members])
+        errs = pd.Series([100 * ece(torch.softmax(r.logits_for("test"), 1), r.labels_for("test"), n_bins)
+                          for r in members])
         row = {"run": label, "tau": config.tau if config.loss == "logitnorm" else float("nan"), "seeds": len(members),
-               "accuracy": acc.mean(), "accuracy_std": acc.std(), "ece": errs.mean(), "ece_std": errs.std(),
+               "accuracy": accuracy.loc[label, "accuracy_mean"], "accuracy_std": accuracy.loc[label, "accuracy_std"],
+               "ece": errs.mean(), "ece_std": errs.std(),
                "val_auroc": val.loc[label, ("auroc", "mean")], "val_auroc_std": val.loc[label, ("auroc", "std")],
                "val_fpr95": val.loc[label, ("fpr95", "mean")], "val_fpr95_std": val.loc[label, ("fpr95", "std")]}
         for ood in [*oods, "mean"]:

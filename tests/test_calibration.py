@@ -78,7 +78,7 @@ def test_calibrate_fits_on_the_fit_half_only():
 
 
 def _run(logits, labels):
-    return SimpleNamespace(logits={"test": logits}, labels=labels)
+    return SimpleNamespace(logits_for={"test": logits}.__getitem__, labels=labels)
 
 
 def test_calibration_table_reports_the_eval_half():

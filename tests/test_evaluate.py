@@ -167,9 +167,41 @@ def test_ood_table_gives_mean_and_sample_std_over_seeds():
     assert table.loc["mnist", ("CE", "msp", "auroc", "std")] == pytest.approx(np.std(values, ddof=1))
 
 
-def test_ood_table_rejects_unknown_scores_before_any_work():
+def test_ood_table_rejects_unknown_scores_and_settings_before_any_work():
     with pytest.raises(ValueError, match="unknown score.*softmax"):
         evaluate.ood_table({"CE": logits("ce")}, scores=["softmax"])
+    with pytest.raises(ValueError, match="unknown setting.*temprature.*odin"):
+        evaluate.ood_table({"CE": logits("ce")}, scores=["msp"], settings={"odin": {"temprature": 10.0}})
+    with pytest.raises(ValueError, match="needs the network"):
+        evaluate.ood_table({"CE": logits("ce")}, scores=["odin"])
+
+
+@pytest.mark.parametrize("name", ["test", "val", "train"])
+def test_id_set_names_cannot_be_ood_sets(name):
+    with pytest.raises(ValueError, match="cannot be OOD sets"):
+        make_config("ci", ood=("mnist", name))
+
+
+def test_val_needs_held_out_training_images_and_says_so_before_training(monkeypatch):
+    monkeypatch.setattr(lnlab.runs, "get_run", lambda *a, **k: pytest.fail("trained although 'val' is impossible"))
+    with pytest.raises(ValueError, match="no held-out training images"):
+        suite.comparison_runs("paper", validation=True, device="cpu")  # paper trains on all 50,000 images
+
+
+@requires_cifar10
+def test_retraining_a_run_discards_evaluation_results_of_the_old_weights(tmp_path):
+    config = make_config("ci", **{**TINY, "epochs": 1})
+    run = get_run(config, root=tmp_path, progress=False)
+    stale = run.directory / "eval" / "logits-stale-0000.pt"
+    stale.write_bytes(b"old weights")
+    (run.directory / "model.pt").write_bytes(b"corrupt")
+    with pytest.warns(UserWarning, match="recomputing"):
+        again = get_run(config, root=tmp_path, progress=False)
+    assert not stale.exists() and not again.from_cache
+    from lnlab.splits import eval_set
+
+    torch.testing.assert_close(again.logits_for("test"), _reference_logits(again, eval_set(config, "test").images),
+                               atol=1e-4, rtol=1e-4)
 
 
 def test_paper_layout_bolds_the_better_run_per_metric_and_marks_paper_sets(tmp_path):
