@@ -127,7 +127,8 @@ def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figure
         logging.getLogger("papermill").setLevel(logging.INFO)
         logging.basicConfig(level=logging.WARNING)
     if pretrain:
-        _train_shared_runs(parameters)
+        sweeps = any("sweep_taus" in _parameters_source(path) for path in paths)
+        _train_shared_runs({**parameters, "sweep_taus": parameters.get("sweep_taus", ()) if sweeps else ()})
     written: list[Path] = []
     for path in paths:
         executed = out_dir / path.name
@@ -150,11 +151,18 @@ def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figure
 # --------------------------------------------------------------------------- runs for the notebooks
 
 
+def _parameters_source(path: Path) -> str:
+    """The source of a notebook's ``parameters`` cell ("" if it has none)."""
+    cells = nbformat.read(path, as_version=4).cells
+    return next((c.source for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
+
+
 def _train_shared_runs(parameters: dict[str, Any]) -> None:
     """Train (or load) the CE + LogitNorm runs every notebook asks for, with progress bars here.
 
     Inside the notebooks training is silent (``progress=False``), so the long part of a suite
-    happens first, visibly, and the notebooks then load the runs from the shared cache.
+    happens first, visibly, and the notebooks then load the runs from the shared cache. The τ grid
+    ``sweep_taus`` is trained too when a chosen notebook has that parameter (04).
     """
     print(f"[lnlab figures] training or loading the {parameters['profile']} runs "
           f"(cache: {parameters['runs_root']})", flush=True)
