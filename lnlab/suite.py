@@ -127,14 +127,16 @@ def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figure
         logging.getLogger("papermill").setLevel(logging.INFO)
         logging.basicConfig(level=logging.WARNING)
     if pretrain:
-        sweeps = any("sweep_taus" in _parameters_source(path) for path in paths)
+        sweeps = any("sweep_taus" in _declared(path) for path in paths)
         _train_shared_runs({**parameters, "sweep_taus": parameters.get("sweep_taus", ()) if sweeps else ()})
     written: list[Path] = []
     for path in paths:
         executed = out_dir / path.name
         print(f"[lnlab figures] running {path.name} (profile={profile}, device={device})", flush=True)
         try:
-            pm.execute_notebook(str(path), str(executed), parameters=parameters, kernel_name=KERNEL_NAME,
+            declared = _declared(path)  # a notebook gets only the parameters it declares (no papermill warning)
+            pm.execute_notebook(str(path), str(executed), kernel_name=KERNEL_NAME,
+                                parameters={k: v for k, v in parameters.items() if k in declared},
                                 language="python", cwd=str(path.parent), log_output=log_output,
                                 progress_bar=not log_output, kernel_manager_class=_kernel_manager_class())
         except PapermillExecutionError as error:
@@ -155,6 +157,14 @@ def _parameters_source(path: Path) -> str:
     """The source of a notebook's ``parameters`` cell ("" if it has none)."""
     cells = nbformat.read(path, as_version=4).cells
     return next((c.source for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
+
+
+def _declared(path: Path) -> set[str]:
+    """Names assigned in a notebook's ``parameters`` cell."""
+    import ast
+
+    tree = ast.parse(_parameters_source(path) or "pass")
+    return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
 
 
 def _train_shared_runs(parameters: dict[str, Any]) -> None:
