@@ -12,8 +12,8 @@ weight decay, warm-up length and peak learning rate. Protocol:
 4. Only then print the test OOD sets' numbers of every candidate, for information: they played
    no part in the choice.
 
-    python benchmarks/profile_search.py            # trains missing runs (about 5 min per run on 2 cores)
-    python benchmarks/profile_search.py --no-train # only candidates already in the cache
+    python benchmarks/profile_search.py --parallel 2  # trains missing runs (lnlab.sweep; ~18 min per run per core)
+    python benchmarks/profile_search.py --no-train    # only candidates already in the cache
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import pandas as pd
 
 from lnlab.evaluate import accuracy_table, ood_table
 from lnlab.profiles import make_config
-from lnlab.runs import get_run
+from lnlab.runs import get_run, is_cached
+from lnlab.sweep import run_sweep
 from lnlab.tau import VALIDATION_ID, VALIDATION_OOD
 
 CANDIDATES: dict[str, dict] = {  # name -> overrides of the quick profile
@@ -36,17 +37,16 @@ CANDIDATES: dict[str, dict] = {  # name -> overrides of the quick profile
 ACCURACY_GAP = 2.0  # points: LogitNorm may trail CE by at most this on validation accuracy
 
 
-def pair(overrides: dict, root: str | None, train: bool) -> dict | None:
-    configs = {loss: make_config("quick", loss=loss, tau=0.04, **overrides) for loss in ("ce", "logitnorm")}
-    if not train and not all((_root(root) / c.key() / "manifest.json").exists() for c in configs.values()):
+def pair_configs(overrides: dict) -> dict:
+    return {label: make_config("quick", loss=loss, tau=0.04, **overrides)
+            for label, loss in (("CE", "ce"), ("LogitNorm", "logitnorm"))}
+
+
+def pair(overrides: dict, root: str | None) -> dict | None:
+    configs = pair_configs(overrides)
+    if not all(is_cached(c, root) for c in configs.values()):
         return None
-    return {label: get_run(c, root=root) for label, c in zip(("CE", "LogitNorm"), configs.values())}
-
-
-def _root(root):
-    from lnlab.paths import runs_root
-
-    return runs_root(root)
+    return {label: get_run(c, root=root, train=False) for label, c in configs.items()}
 
 
 def validation_row(runs: dict) -> dict:
@@ -72,8 +72,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default=None, help="run cache (default $LNLAB_RUNS or runs/)")
     parser.add_argument("--no-train", action="store_true", help="skip candidates that are not cached")
+    parser.add_argument("--parallel", type=int, default=None, help="runs at once (lnlab sweep --parallel)")
     args = parser.parse_args()
-    pairs = {name: pair(o, args.runs, not args.no_train) for name, o in CANDIDATES.items()}
+    if not args.no_train:
+        run_sweep([c for o in CANDIDATES.values() for c in pair_configs(o).values()], root=args.runs,
+                  parallel=args.parallel)
+    pairs = {name: pair(o, args.runs) for name, o in CANDIDATES.items()}
     pairs = {name: p for name, p in pairs.items() if p is not None}
     val = pd.DataFrame({name: validation_row(p) for name, p in pairs.items()}).T
     val["AUROC gain"] = val["val AUROC LN"] - val["val AUROC CE"]

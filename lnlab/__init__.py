@@ -48,6 +48,12 @@ _EXPORTS: dict[str, str] = {
     "list_runs": "runs",
     "load_run": "runs",
     "TrainingDivergedError": "train",
+    "is_cached": "runs",
+    # runs without weights: share, import, the reference source
+    "PortableRun": "portable",
+    "export_run": "portable",
+    "import_runs": "portable",
+    "load_portable": "portable",
     # figures, explorers and the notebook suite (paper Fig. 1-3, Prop. 3)
     "plot_norm_vs_epoch": "plots",
     "plot_msp_histograms": "plots",

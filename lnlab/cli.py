@@ -2,8 +2,10 @@
 
     lnlab train --profile ci --loss logitnorm --tau 0.04
     lnlab eval  --profile ci --loss logitnorm --tau 0.04 --scores msp energy --ood svhn mnist gaussian
-    lnlab sweep --profile ci --taus 0.01 0.02 0.04 0.1
+    lnlab sweep --profile ci --taus 0.01 0.02 0.04 0.1 --seeds 0 1 2 --parallel 2
     lnlab figures --profile quick --output figures/
+    lnlab export runs/<key> --to shared/     (history + logits, no weights)
+    lnlab import shared/                     (into the run cache; --profile reference reads lnlab/reference/)
 
 Runs come from the run cache (``--runs`` / ``$LNLAB_RUNS`` / ``runs/``) and are trained only if
 missing. Bad input prints one line and exits with status 2.
@@ -30,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDivergedError as exc:
         print(f"lnlab: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("lnlab: interrupted; finished runs are kept in the run cache", file=sys.stderr)
+        return 130
     except (ValueError, DatasetNotFoundError, FileNotFoundError) as exc:
         print(f"lnlab: error: {exc}", file=sys.stderr)
         return 2
@@ -55,9 +60,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="ID side: the test set, or held-out training images (validation)")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("sweep", help="a CE run plus one LogitNorm run per tau, with a summary table")
+    p = sub.add_parser("sweep", help="a CE run plus one LogitNorm run per tau (each per seed), several at once "
+                       "on Ray, with a summary table")
     _run_args(p, loss=False)
     p.add_argument("--taus", nargs="+", type=float, default=[0.01, 0.02, 0.04, 0.1])
+    p.add_argument("--parallel", type=int, default=None,
+                   help="runs at once: per GPU for GPU runs (fractional GPU requests), else in all "
+                        "(default: one per GPU, else one per 2 CPU cores); above 1 needs Ray (lnlab[ray])")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to run on, e.g. auto or ray://head:10001 (default: a local Ray instance)")
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("figures", help="run the notebook suite with papermill and write every figure")
@@ -71,11 +82,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="dataset root (default $LNLAB_DATA or data/)")
     p.add_argument("--runs", default=None, help="run-cache root (default $LNLAB_RUNS or runs/)")
     p.set_defaults(func=_cmd_figures)
+
+    p = sub.add_parser("export", help="write finished runs without their weights (history + logits) to share them")
+    p.add_argument("runs_to_export", nargs="+", metavar="RUNS", help="run folders or run-cache keys")
+    p.add_argument("--to", required=True, help="folder that receives one <key>/ folder per run")
+    p.add_argument("--sets", nargs="+", default=None,
+                   help="evaluation sets to store (default: test, the run's OOD sets available here, train, "
+                        "and val + gaussian_val when the run holds training images out)")
+    p.add_argument("--runs", default=None, help="run-cache root for keys (default $LNLAB_RUNS or runs/)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("import", help="copy exported runs (lnlab export) into the run cache, verified")
+    p.add_argument("folders", nargs="+", metavar="DIRS", help="exported run folders, or folders holding several")
+    p.add_argument("--runs", default=None, help="run-cache root (default $LNLAB_RUNS or runs/)")
+    p.set_defaults(func=_cmd_import)
     return parser
 
 
 def _run_args(p: argparse.ArgumentParser, loss: bool = True) -> None:
-    p.add_argument("--profile", default="ci", help="ci | quick | paper (lnlab.profiles)")
+    p.add_argument("--profile", default="ci", help="ci | quick | paper | reference (lnlab.profiles)")
     if loss:
         p.add_argument("--loss", default="ce", help="ce | logitnorm")
         p.add_argument("--tau", type=float, default=None, help="LogitNorm temperature (default 0.04)")
@@ -122,9 +147,19 @@ def _parse_value(text: str) -> Any:
 
 
 # ---------------------------------------------------------------------- commands
+def _not_reference(args: argparse.Namespace) -> None:
+    """The reference runs are loaded, never trained (they are made on a GPU at the paper's scale)."""
+    from lnlab.profiles import REFERENCE
+
+    if args.profile == REFERENCE:
+        raise ValueError(f"the {REFERENCE} profile's runs are shipped, never trained here: read them with "
+                         f"`lnlab eval --profile {REFERENCE}` or `lnlab figures --profile {REFERENCE}`")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from lnlab.runs import get_run
 
+    _not_reference(args)
     columns = ["lr", "train_loss", "train_acc", "test_loss", "test_acc", "norm_train_mean", "norm_test_mean", "seconds"]
     for config in _configs(args):
         run = get_run(config, root=args.runs, progress=not args.no_progress)
@@ -136,6 +171,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from lnlab.evaluate import accuracy_table, check_scores, ood_table
+    from lnlab.profiles import REFERENCE
     from lnlab.runs import Seeds, get_run
     from lnlab.tables import paper_layout
 
@@ -145,9 +181,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from lnlab.splits import check_held_out
 
         check_held_out(configs[0])
-    oods = _available_oods(configs[0], args.ood)
+    reference = args.profile == REFERENCE  # shipped runs without weights: their stored sets, never trained
+    oods = list(args.ood or configs[0].ood) if reference else _available_oods(configs[0], args.ood)
     configs = [c.replace(ood=tuple(oods)) for c in configs]
-    runs = {configs[0].label(): Seeds(get_run(c, root=args.runs, progress=not args.no_progress) for c in configs)}
+    runs = {configs[0].label(): Seeds(get_run(c, root=args.runs, progress=not args.no_progress, train=not reference)
+                                      for c in configs)}
     accuracy = accuracy_table(runs, args.id_set).iloc[0]
     print(f"{configs[0].label()} · {configs[0].model} · seeds {[c.seed for c in configs]} · "
           f"{args.id_set} accuracy {_mean_std(accuracy['accuracy_mean'], accuracy['accuracy_std'])}% · "
@@ -191,22 +229,34 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from lnlab.evaluate import accuracy_table, ood_table
-    from lnlab.runs import Seeds, get_run
+    from lnlab.runs import Seeds
+    from lnlab.sweep import run_sweep
 
+    _not_reference(args)
     groups = [_configs(args, loss="ce")] + [_configs(args, loss="logitnorm", tau=t) for t in args.taus]
     oods = _available_oods(groups[0][0], None)
-    runs = {configs[0].label(): Seeds(get_run(c.replace(ood=tuple(oods)), root=args.runs, progress=not args.no_progress)
-                                      for c in configs) for configs in groups}
-    means = ood_table(runs, ["msp"], oods).loc["mean"]
-    accuracy = accuracy_table(runs)
-    rows = [{"run": label, "seeds": len(group), "test_acc": _mean_std(*accuracy.loc[label, ["accuracy_mean", "accuracy_std"]]),
-             "msp_fpr95": _mean_std(means[(label, "msp", "fpr95", "mean")], means[(label, "msp", "fpr95", "std")]),
-             "msp_auroc": _mean_std(means[(label, "msp", "auroc", "mean")], means[(label, "msp", "auroc", "std")]),
-             "final_train_loss": f"{pd.Series([r.final_train_loss for r in group]).mean():.3g}",
-             "cached": all(r.from_cache for r in group)} for label, group in runs.items()]
-    print(f"profile {args.profile}: % (mean ± std over seeds); OOD metrics are means over {oods}")
-    print(pd.DataFrame(rows).to_string(index=False))
-    return 0
+    groups = [[c.replace(ood=tuple(oods)) for c in configs] for configs in groups]
+    result = run_sweep([c for configs in groups for c in configs], root=args.runs, parallel=args.parallel,
+                       address=args.address, progress=not args.no_progress)
+    runs = {configs[0].label(): Seeds(result.runs[c.key()] for c in configs if c.key() in result.runs)
+            for configs in groups}
+    runs = {label: group for label, group in runs.items() if group}
+    if runs:
+        means = ood_table(runs, ["msp"], oods).loc["mean"]
+        accuracy = accuracy_table(runs)
+        cell = lambda label, metric: _mean_std(means[(label, "msp", metric, "mean")],  # noqa: E731
+                                               means[(label, "msp", metric, "std")])
+        rows = [{"run": label, "seeds": len(group),
+                 "test_acc": _mean_std(*accuracy.loc[label, ["accuracy_mean", "accuracy_std"]]),
+                 "msp_fpr95": cell(label, "fpr95"), "msp_auroc": cell(label, "auroc"),
+                 "final_train_loss": f"{pd.Series([r.final_train_loss for r in group]).mean():.3g}",
+                 "cached": all(r.key not in result.trained for r in group)} for label, group in runs.items()]
+        print(f"profile {args.profile}: % (mean ± std over seeds); OOD metrics are means over {oods}")
+        print(pd.DataFrame(rows).to_string(index=False))
+    if result.failures:
+        print(f"lnlab: {len(result.failures)} of the sweep's runs failed (the [sweep] FAILED lines above)",
+              file=sys.stderr)
+    return 1 if result.failures else 0
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
@@ -220,4 +270,30 @@ def _cmd_figures(args: argparse.Namespace) -> int:
                       extra_parameters={"taus": args.taus, "seeds": check_seeds(args.seeds),
                                         "sweep_taus": list(DEFAULT_SWEEP)})
     print(f"{len(files)} figure files written to {args.output}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lnlab.paths import runs_root
+    from lnlab.portable import export_run
+
+    for name in args.runs_to_export:
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            folder = runs_root(args.runs) / name
+            if not folder.is_dir():
+                raise ValueError(f"{name!r} is neither a run folder nor a key in the run cache {folder.parent}")
+        target = export_run(folder, args.to, sets=args.sets)
+        size = sum(p.stat().st_size for p in target.iterdir() if p.is_file())
+        print(f"{target}  {size / 1024:.0f} KiB")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from lnlab.portable import import_runs
+
+    imported = import_runs(args.folders, root=args.runs, report=print)
+    print(f"{len(imported)} run(s) imported")
     return 0

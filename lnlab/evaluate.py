@@ -112,7 +112,8 @@ def score_values(run: Any, score_name: str, name: str, settings: Mapping[str, fl
     """Post-hoc score ``score_name`` (higher = more ID) of ``run`` on set ``name``.
 
     ``settings`` default to :data:`SCORE_SETTINGS`. Logit scores come from :func:`logits_for`;
-    ODIN and GradNorm need the network and are cached like the logits.
+    ODIN and GradNorm need the network and are cached like the logits (a run without weights,
+    i.e. a portable run, raises ValueError: see :func:`scores_for`).
     """
     from lnlab.scores import LOGIT_SCORES, score
 
@@ -122,6 +123,10 @@ def score_values(run: Any, score_name: str, name: str, settings: Mapping[str, fl
         return score(score_name, logits_of(run, name), **settings)
     if not hasattr(run, "directory"):
         raise ValueError(f"score {score_name!r} needs the network: pass Runs, not dicts of logits")
+    if not getattr(run, "has_weights", True):
+        raise ValueError(f"score {score_name!r} needs the network, and run {run.key} ({run.config.label()}) has no "
+                         f"weights (a portable run: logits only); use a logit score {list(LOGIT_SCORES)} or train "
+                         "the run here")
     memo = run.__dict__.setdefault("_eval_memo", {})
     key = (score_name, name, json.dumps(settings, sort_keys=True))
     if key not in memo:
@@ -215,6 +220,28 @@ def check_scores(names: Sequence[str], settings: Mapping[str, Mapping[str, float
 def runs_of(group: Any) -> list[Any]:
     """The runs of one table entry: a list of seeds (``lnlab.runs.Seeds``) or a single run / logits dict."""
     return list(group) if isinstance(group, list) else [group]
+
+
+def scores_for(runs: Mapping[str, Any], scores: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(usable, skipped)``: ``scores`` split by whether every run can compute them. The scores that
+    need the network (ODIN, GradNorm) are skipped when a run has no weights (a portable run)."""
+    from lnlab.scores import MODEL_SCORES
+
+    weightless = any(not getattr(run, "has_weights", False) for group in runs.values() for run in runs_of(group))
+    skipped = [name for name in scores if weightless and name in MODEL_SCORES]
+    return [name for name in scores if name not in skipped], skipped
+
+
+def ood_rows(runs: Mapping[str, Any], root: Any = None) -> list[str]:
+    """OOD sets for a table of ``runs``: every registered OOD set available under the data ``root``;
+    with runs without weights (portable runs), the OOD sets all of those store instead."""
+    from lnlab.data import available_ood_sets
+
+    members = [run for group in runs.values() for run in runs_of(group)]
+    portable = [run for run in members if not getattr(run, "has_weights", True)]
+    if not portable:
+        return available_ood_sets(members[0].config.dataset, root=root)
+    return [name for name in portable[0].trained.ood if all(name in run.sets for run in portable)]
 
 
 def default_oods(runs: Mapping[str, Any]) -> list[str]:

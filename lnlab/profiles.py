@@ -4,6 +4,8 @@
   evaluates in well under 3 minutes on 2 CPU cores (tests, CI, notebook smoke runs).
 - ``quick``: a laptop CPU, a pair in about 10 minutes.
 - ``paper``: the paper's recipe (Sec. 5.1): WRN-40-2, 200 epochs, full CIFAR-10, a GPU.
+- ``reference``: the recipe of the shipped reference runs (:mod:`lnlab.portable`), read from the
+  reference source; its runs are loaded, never trained (they need a GPU).
 
 Small profiles use a linear lr warm-up: at lr 0.1 LogitNorm's gradient, about 1/(τ·||f||) with a
 small ||f|| at initialisation, first blows the logit norm up and hurts small-scale accuracy.
@@ -44,11 +46,18 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+REFERENCE = "reference"  # the profile read from the reference runs (lnlab.portable.reference_config)
+
+
 def make_config(profile: str = "ci", **overrides: Any) -> TrainConfig:
     """``TrainConfig`` of a profile with ``overrides`` applied, e.g.
     ``make_config("ci", loss="logitnorm", tau=0.04, epochs=4)``."""
+    if profile == REFERENCE:
+        from lnlab.portable import reference_config
+
+        return reference_config(**overrides)
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; pass one of {list(PROFILES)}")
+        raise ValueError(f"unknown profile {profile!r}; pass one of {[*PROFILES, REFERENCE]}")
     values = {**PROFILES[profile], **overrides}
     try:
         return TrainConfig(**values)

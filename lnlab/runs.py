@@ -6,14 +6,23 @@ Layout: ``runs_root(root)/<config.key()>/`` with ``config.json``, ``history.json
 result file. Every file is written atomically. Loading verifies the manifest: a missing,
 truncated or corrupt file triggers a warning and a recomputation (resuming from ``checkpoint.pt``
 when that is intact). A run killed at any point resumes from its last completed epoch.
+
+A cache folder may instead hold a *portable* run (``lnlab import``: history and logits, no weights;
+:mod:`lnlab.portable`): ``get_run`` loads it as a ``PortableRun`` and never retrains or overwrites it.
+``get_run(config, train=False)`` (the ``reference`` profile, ``lnlab eval --profile reference``) also
+looks a key missing from the cache up in the read-only reference source
+(:func:`lnlab.portable.reference_root`); a run that may be trained never comes from there.
+Whole folders (a run sent back by a sweep worker, an imported export) enter the cache through
+:func:`replace_folder`: built beside their place, verified, then renamed into it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +35,8 @@ from lnlab.atomic import atomic_torch_save, atomic_write_json, sha256_file
 from lnlab.config import TrainConfig
 from lnlab.paths import runs_root
 
-__all__ = ["Run", "Seeds", "get_run", "load_run", "list_runs", "get_pair", "RESULT_FILES"]
+__all__ = ["Run", "Seeds", "get_run", "is_cached", "load_run", "list_runs", "get_pair", "replace_folder",
+           "RESULT_FILES", "CacheError"]
 
 RESULT_FILES = ("config.json", "history.json", "logits.pt", "model.pt")
 MANIFEST = "manifest.json"
@@ -34,8 +44,8 @@ CHECKPOINT = "checkpoint.pt"
 LOCK = ".lock"
 
 
-class CacheError(Exception):
-    """A cached run is incomplete or corrupt (the message says which file and why)."""
+class CacheError(ValueError):
+    """A cached run is incomplete, corrupt or absent (the message says which file and why, and what to do)."""
 
 
 @dataclass
@@ -93,6 +103,11 @@ class Run:
 
         return pd.DataFrame(self.history).set_index("epoch")
 
+    @property
+    def has_weights(self) -> bool:
+        """Whether :meth:`model` can load the trained network (a portable run has none)."""
+        return True
+
     def model(self) -> nn.Module:
         """The network with its final weights, on CPU, in eval mode."""
         from lnlab.train import make_model
@@ -124,16 +139,26 @@ class Seeds(list):
 
 
 def get_run(config: TrainConfig, root: str | os.PathLike | None = None, progress: bool = True,
-            callbacks: Iterable[Callable[[int, dict], None]] = ()) -> Run:
+            callbacks: Iterable[Callable[[int, dict], None]] = (), train: bool = True) -> Run:
     """The run of ``config`` from the cache under ``root`` (else ``$LNLAB_RUNS``, else ``runs/``),
-    training it (or resuming its checkpoint) if it is not cached or its cache is corrupt.
+    else trained (or resumed from its checkpoint) if ``train``, also when its cache entry is corrupt.
+    ``train=False`` looks in the reference source too, and raises ``CacheError`` where it fails.
 
     Only the training fields pick the cache entry (``TrainConfig.key``): a config that differs in
     evaluation fields only (e.g. ``ood``) reuses the run, and its new sets are evaluated from the
-    saved weights on first use.
+    saved weights on first use. A portable run (no weights) is returned as it is, never retrained.
     """
+    from lnlab.portable import find_portable, load_portable, reference_root
+
     config.validate()
     directory = runs_root(root) / config.key()
+    portable = find_portable(directory, reference=not train)
+    if portable is not None:
+        return load_portable(portable, config)
+    if not train and not (directory / MANIFEST).exists():
+        raise CacheError(f"run {config.key()} ({config.label()}, seed {config.seed}) is not in the run cache "
+                         f"{directory.parent} or the reference source {reference_root()}; train it or import it "
+                         "(`lnlab import`)")
     directory.mkdir(parents=True, exist_ok=True)
     with _exclusive(directory / LOCK):  # a second process asking for the same run waits, then loads it
         if (directory / MANIFEST).exists():
@@ -142,10 +167,50 @@ def get_run(config: TrainConfig, root: str | os.PathLike | None = None, progress
                 run.from_cache = True
                 return run
             except CacheError as exc:
+                if not train:
+                    raise CacheError(f"run cache {directory}: {exc}; train it again (train=True)") from None
                 warnings.warn(f"run cache {directory}: {exc}; recomputing", stacklevel=2)
                 for name in (MANIFEST, *RESULT_FILES):
                     (directory / name).unlink(missing_ok=True)
         return _train_and_save(config, directory, progress, callbacks)
+
+
+def is_cached(config: TrainConfig, root: str | os.PathLike | None = None) -> bool:
+    """Whether the cache under ``root`` holds a verified run of ``config`` (with weights, or portable):
+    :func:`get_run` loads it without training."""
+    from lnlab.portable import find_portable, load_portable
+
+    directory = runs_root(root) / config.validate().key()
+    try:
+        portable = find_portable(directory, reference=False)
+        if portable is not None:
+            load_portable(portable, config)
+        else:
+            load_run(directory, config)
+        return True
+    except CacheError:
+        return False
+
+
+def replace_folder(target: Path, fill: Callable[[Path], None], verify: Callable[[Path], Any]) -> None:
+    """Put a whole run folder at ``target``: ``fill(staging)`` writes it into a hidden folder beside
+    ``target``, ``verify(staging)`` must pass, then renames swap it in (old ``eval/`` results, a
+    checkpoint or an older copy at ``target`` go with the replaced folder). Nothing is left behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".stage-{target.name}-", dir=target.parent))
+    old = None
+    try:
+        fill(staging)
+        verify(staging)
+        staging.chmod(0o755)  # mkdtemp makes it private
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".replaced-{target.name}-", dir=target.parent))
+            os.replace(target, old / target.name)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -225,13 +290,15 @@ def load_run(directory: str | os.PathLike, config: TrainConfig | None = None) ->
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[Run]:
-    """Every finished, intact run under the cache root (e.g. to plot each LogitNorm run's final
-    loss against its bound); incomplete or corrupt entries are skipped silently."""
+    """Every finished, intact run under the cache root, portable ones too (e.g. to plot each LogitNorm
+    run's final loss against its bound); incomplete or corrupt entries are skipped silently."""
+    from lnlab.portable import is_portable, load_portable
+
     runs = []
     base = runs_root(root)
-    for directory in sorted(base.glob("*/")) if base.is_dir() else []:
+    for directory in sorted(base.glob("[!.]*/")) if base.is_dir() else []:  # not staging folders
         try:
-            runs.append(load_run(directory))
+            runs.append(load_portable(directory) if is_portable(directory) else load_run(directory))
         except (CacheError, ValueError):
             continue
     for run in runs:

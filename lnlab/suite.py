@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import nbformat
 
 from lnlab.paths import figures_root, notebooks_root, runs_root as default_runs_root
+from lnlab.profiles import REFERENCE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,6 +124,8 @@ def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figure
         "progress": False,  # tqdm's widget bars would clutter the executed notebooks
         **(extra_parameters or {}),
     }
+    if profile == REFERENCE:
+        parameters["sweep_taus"] = _reference_sweep(parameters.get("sweep_taus"))
     if log_output:
         logging.getLogger("papermill").setLevel(logging.INFO)
         logging.basicConfig(level=logging.WARNING)
@@ -167,6 +170,19 @@ def _declared(path: Path) -> set[str]:
     return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
 
 
+def _reference_sweep(asked: Sequence[float] | None) -> list[float]:
+    """The τ grid of notebook 04 for the reference profile: the asked values the reference runs have
+    (all of theirs if none); raises ValueError, before any notebook starts, if there are no reference runs."""
+    from lnlab.portable import reference_config, reference_taus
+
+    reference_config()
+    there = reference_taus()
+    kept = [float(t) for t in asked or () if float(t) in there] or there
+    if asked is not None and kept != [float(t) for t in asked]:
+        print(f"[lnlab figures] reference runs: sweeping τ {kept} (of the asked {list(asked)})", flush=True)
+    return kept
+
+
 def _train_shared_runs(parameters: dict[str, Any]) -> None:
     """Train (or load) the CE + LogitNorm runs every notebook asks for, with progress bars here.
 
@@ -196,11 +212,14 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
     CPU); ``oods`` overrides the profile's OOD sets (an evaluation choice: cached runs are reused).
     ``validation`` checks, before any training, that the runs keep training images out for ``"val"``.
     Every notebook asks for the same configs, so within a suite each run is trained once.
+    Profile ``"reference"`` loads the shipped runs (:mod:`lnlab.portable`) and never trains: ``device``
+    is ignored, and τ values or seeds the reference source lacks are a ValueError listing what it has.
     """
     from lnlab.profiles import make_config
-    from lnlab.runs import Seeds, get_run
+    from lnlab.runs import Seeds, get_run, is_cached
 
-    overrides: dict[str, Any] = {} if device in (None, "auto") else {"device": device}
+    reference = profile == REFERENCE
+    overrides: dict[str, Any] = {} if device in (None, "auto") or reference else {"device": device}
     if data_root is not None:
         overrides["data_root"] = str(data_root)
     if oods is not None:
@@ -212,8 +231,12 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
         from lnlab.splits import check_held_out
 
         check_held_out(groups[0][0])
-    return {configs[0].label(): Seeds(get_run(c, root=runs_root, progress=progress) for c in configs)
-            for configs in groups}
+    if reference:
+        from lnlab.portable import check_reference_choice
+
+        check_reference_choice(taus, seeds, cached=lambda config: is_cached(config, runs_root))
+    return {configs[0].label(): Seeds(get_run(c, root=runs_root, progress=progress, train=not reference)
+                                      for c in configs) for configs in groups}
 
 
 def check_seeds(seeds: Sequence[int] | int) -> list[int]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv with PyTorch and lnlab (editable, with dev extras: JupyterLab, the kernel "lnlab",
-# pytest, Playwright). Idempotent.
+# Create .venv with PyTorch and lnlab (editable, with the dev and ray extras: JupyterLab, the kernel
+# "lnlab", pytest, Playwright, Ray for `lnlab sweep --parallel`). Idempotent.
 # LNLAB_TORCH / LNLAB_TORCHVISION override the pinned versions (e.g. a CPU-only or newer build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "torch==$torch_version" "torchvision==$torchvision_version"
-"$venv/bin/python" -m pip install --quiet -e ".[dev]"
+"$venv/bin/python" -m pip install --quiet -e ".[dev,ray]"
 # pip installs the kernelspec "lnlab" and JupyterLab's settings overrides (pyproject data-files).
 # Older versions of this script overwrote the venv's "python3" kernelspec: give it back to ipykernel.
 if grep -qs '(lnlab)' "$venv/share/jupyter/kernels/python3/kernel.json"; then

@@ -56,6 +56,9 @@ def test_sweep_and_train_reuse_the_cache(root, capsys):
     (["eval", "--ood", "cifar10"], "cannot be OOD sets"),
     (["train", "--seeds", "0", "0"], "distinct"),
     (["sweep", "--taus", "0"], "tau"),
+    (["sweep", "--parallel", "0"], "parallel must be a positive integer"),
+    (["train", "--profile", "reference"], "never trained here"),
+    (["sweep", "--profile", "reference"], "never trained here"),
 ])
 def test_bad_input_prints_one_line_and_exits_2_before_any_training(argv, message, capsys, monkeypatch):
     import lnlab.runs

@@ -1,0 +1,445 @@
+"""Portable runs: a finished run without its weights (what it recorded and its logits), to share and ship.
+
+A paper-scale run (WRN-40-2, 200 epochs, paper Sec. 5.1) needs a GPU, but its figures need only
+what it recorded and its raw logits: the logit norm per epoch (Fig. 1), the MSP histograms (Fig. 3),
+the OOD table on logit scores (Table 1), the final loss against its bound (Prop. 3). ``export_run``
+writes them as a folder ``<to>/<key>/``:
+
+- ``run.json``: key, config (``ood`` lists the OOD sets stored, ``device`` is the device type it
+  trained on, so ``key()`` gives the same key on any machine), canonical config, per-epoch history
+  (losses, accuracies, logit-norm statistics), classes, final train loss, provenance (lnlab
+  ``__version__``, ``ENGINE_VERSION``, git commit, device, wall time) and the stored sets in order,
+  each with the fingerprint of its images (``lnlab.evaluate.fingerprint``), its size and dtype;
+- ``logits.npz``: numpy arrays only (read without pickle): float16 raw logits per set (float32
+  where a value would overflow float16) and int16 / int64 labels of the ID sets;
+- ``manifest.json``, written last: format version and the sha256 of the two files above.
+
+``load_portable`` verifies a folder and returns a :class:`PortableRun`, a :class:`lnlab.runs.Run`
+that reads the stored sets and cannot compute new ones (no weights). ``import_runs`` copies exports
+into the run cache, where ``get_run`` loads them under their key and never retrains them.
+``reference_root()`` is the read-only reference source that ``get_run`` falls back to, and whose
+recipe is the ``reference`` profile (``reference_config``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from lnlab.atomic import atomic_write, atomic_write_json, sha256_file
+from lnlab.config import ENGINE_VERSION, ID_SET_NAMES, TrainConfig
+from lnlab.paths import runs_root
+from lnlab.runs import MANIFEST, CacheError, Run, load_run, replace_folder
+
+__all__ = ["PortableRun", "export_run", "load_portable", "import_runs", "reference_root", "reference_config",
+           "is_portable", "find_portable", "check_reference_choice", "default_sets"]
+
+FORMAT, FORMAT_VERSION = "lnlab-portable-run", 1
+RUN_FILE, LOGITS_FILE = "run.json", "logits.npz"
+PORTABLE_FILES = (RUN_FILE, LOGITS_FILE)
+VARYING = ("loss", "tau", "seed")  # what may differ between the runs of one reference recipe
+# The field that picks the images of each set (the others are fixed by the training fields).
+_IMAGES_FIELD = {"test": "test_subset_per_class", "train": "norm_subset", "val": None}
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+_NO_REFERENCE = ("no reference runs shipped yet: they are produced on a GPU; import runs with `lnlab import` "
+                 "or pick ci|quick|paper")
+
+
+@dataclass(repr=False, eq=False)
+class PortableRun(Run):
+    """A run without weights: its history and the logits of the stored sets (module docstring).
+
+    ``stored`` describes each stored set (fingerprint, count, dtype); ``trained`` is the config
+    the run was exported with (its evaluation fields say which images the stored sets are).
+    """
+
+    stored: dict[str, dict] = field(default_factory=dict)
+    trained: TrainConfig | None = None
+    meta: dict = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    from_cache: bool = True
+
+    @property
+    def has_weights(self) -> bool:
+        return False
+
+    @property
+    def sets(self) -> list[str]:
+        """The evaluation sets stored (the only ones this run can give logits for)."""
+        return list(self.stored)
+
+    def logits_for(self, name: str) -> torch.Tensor:
+        """The stored float32 raw logits of set ``name`` (ValueError for a set not stored)."""
+        self._check_stored(name)
+        memo = self.__dict__.setdefault("_eval_memo", {})
+        if ("logits", name) not in memo:
+            memo[("logits", name)] = torch.from_numpy(self.arrays[self.stored[name]["logits"]].astype(np.float32))
+        return memo[("logits", name)]
+
+    def labels_for(self, name: str) -> torch.Tensor:
+        """The stored labels of an ID set ("test", "val", "train")."""
+        self._check_stored(name)
+        if self.stored[name].get("labels") is None:
+            raise ValueError(f"{name!r} is an OOD set and has no labels; pass 'test', 'val' or 'train'")
+        return torch.from_numpy(self.arrays[self.stored[name]["labels"]].astype(np.int64))
+
+    def model(self) -> nn.Module:
+        raise ValueError(f"run {self.key} ({self.config.label()}) has no weights: it is a portable run (history and "
+                         "logits only); scores that need the network (ODIN, GradNorm) and new sets need the run "
+                         "trained here (`lnlab train`)")
+
+    def _check_stored(self, name: str) -> None:
+        if name not in self.stored:
+            raise ValueError(f"run {self.key} ({self.config.label()}) stores the sets {self.sets}, not {name!r}: a "
+                             "run without weights cannot compute new sets; pick a stored set or train the run")
+        field_name = _IMAGES_FIELD.get(name, "ood_limit")
+        if field_name and self.trained is not None:
+            asked, stored = getattr(self.config, field_name), getattr(self.trained, field_name)
+            if asked != stored:
+                raise ValueError(f"the stored {name!r} logits of run {self.key} are for {field_name}={stored}, the "
+                                 f"config asks {field_name}={asked}: a run without weights cannot compute new sets; "
+                                 f"pass {field_name}={stored}")
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequence[str] | None = None) -> Path:
+    """Write the portable copy of a finished run (a Run or its folder) to ``<to>/<key>/``; return that folder.
+
+    ``sets``: evaluation sets to store (default :func:`default_sets`). Logits of sets the run has not
+    evaluated yet are computed from its weights first (``Run.logits_for``).
+    """
+    run = _verified(run)
+    names = list(dict.fromkeys(sets)) if sets else default_sets(run)
+    if "test" not in names:
+        raise ValueError(f"sets must include 'test' (accuracy, the ID side of every OOD metric); got {names}")
+    target = Path(to).expanduser().resolve() / run.key
+    if target == Path(run.directory).resolve() or (target / "model.pt").exists():
+        raise ValueError(f"{target} holds a run with weights; export into another folder (--to)")
+    arrays, stored = {}, {}
+    for i, name in enumerate(names):
+        logits = run.logits_for(name).float().numpy()
+        small = np.isfinite(logits).all() and float(np.abs(logits).max(initial=0)) < _FLOAT16_MAX
+        arrays[f"logits_{i}"] = logits = logits.astype(np.float16 if small else np.float32)
+        entry = {"name": name, "logits": f"logits_{i}", "labels": None, "count": len(logits),
+                 "dtype": str(logits.dtype), "fingerprint": _fingerprint(run, name)}
+        if name in ID_SET_NAMES:
+            labels = run.labels_for(name).numpy()
+            arrays[f"labels_{i}"] = labels.astype(np.int16 if labels.max(initial=0) < 2 ** 15 else np.int64)
+            entry["labels"] = f"labels_{i}"
+        stored[name] = entry
+    target.mkdir(parents=True, exist_ok=True)
+    (target / MANIFEST).unlink(missing_ok=True)  # the old manifest never vouches for new files
+    atomic_write_json(target / RUN_FILE, _run_json(run, names, stored))
+    atomic_write(target / LOGITS_FILE, lambda handle: np.savez_compressed(handle, **arrays))
+    atomic_write_json(target / MANIFEST, {"format": FORMAT, "format_version": FORMAT_VERSION, "key": run.key,
+                                          "files": {n: sha256_file(target / n) for n in PORTABLE_FILES}})
+    for name in (*PORTABLE_FILES, MANIFEST):  # atomic writes create private files; an export is for sharing
+        (target / name).chmod(0o644)
+    return target
+
+
+def default_sets(run: Run) -> list[str]:
+    """"test", each set of ``run.config.ood`` available here, "train" (norm subset), and "val" +
+    "gaussian_val" (paper Sec. 5.1 validation, :mod:`lnlab.tau`) when the run holds training images out."""
+    from lnlab.data import DatasetNotFoundError
+    from lnlab.splits import eval_set
+    from lnlab.tau import VALIDATION_ID, VALIDATION_OOD
+
+    if isinstance(run, PortableRun):
+        return run.sets
+    names = ["test"]
+    for name in run.config.ood:
+        try:
+            eval_set(run.config, name)
+            names.append(name)
+        except DatasetNotFoundError:
+            continue
+    names.append("train")
+    if run.config.subset_per_class is not None:
+        try:
+            eval_set(run.config, VALIDATION_ID)
+            names += [VALIDATION_ID, VALIDATION_OOD]
+        except ValueError:  # the subset uses every training image of some class: nothing held out
+            pass
+    return names
+
+
+def _verified(run: Run | str | os.PathLike) -> Run:
+    """The run re-read from its folder and verified; ValueError for anything else."""
+    directory = Path(run.directory if isinstance(run, Run) else run).expanduser()
+    config = run.config if isinstance(run, Run) else None
+    try:
+        return load_portable(directory, config) if is_portable(directory) else load_run(directory, config)
+    except CacheError as exc:
+        raise ValueError(f"{directory} is not a finished, verified run ({exc}); export a run folder that "
+                         "`lnlab train` finished (it has manifest.json)") from None
+
+
+def _fingerprint(run: Run, name: str) -> str:
+    if isinstance(run, PortableRun):
+        return run.stored[name]["fingerprint"]
+    from lnlab.evaluate import fingerprint
+    from lnlab.splits import eval_set
+
+    return fingerprint(eval_set(run.config, name).images)
+
+
+def _run_json(run: Run, names: list[str], stored: dict[str, dict]) -> dict[str, Any]:
+    import lnlab
+    from lnlab.tau import VALIDATION_OOD
+
+    canonical = run.config.canonical()
+    oods = tuple(n for n in names if n not in ID_SET_NAMES and n != VALIDATION_OOD)  # the OOD rows of its tables
+    config = run.config.replace(ood=oods, data_root=None, device=canonical["device"])
+    if config.key() != run.key:
+        raise ValueError(f"run {run.key}: its config gives key {config.key()} (made by another lnlab version?); "
+                         "export it with the lnlab that trained it")
+    source = run.meta.get("provenance", {}) if isinstance(run, PortableRun) else {}
+    provenance = {"lnlab_version": lnlab.__version__, "engine_version": ENGINE_VERSION, "git_commit": _git_commit(),
+                  "device": canonical["device"], "wall_seconds": sum(float(r.get("seconds", 0)) for r in run.history),
+                  **source}
+    return {"key": run.key, "config": config.to_dict(), "canonical": canonical, "history": run.history,
+            "classes": list(run.classes), "final_train_loss": run.final_train_loss, "sets": list(stored.values()),
+            "provenance": provenance}
+
+
+def _git_commit() -> str | None:
+    """The commit of the checkout lnlab is imported from (None for an installed copy or without git)."""
+    from lnlab.paths import CHECKOUT
+
+    if CHECKOUT is None:
+        return None
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True,
+                             timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip() if out.returncode == 0 else ""
+    return commit or None
+
+
+# --------------------------------------------------------------------------- load
+
+
+def is_portable(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` is a portable run (complete or not: it has ``run.json``)."""
+    return (Path(directory) / RUN_FILE).is_file()
+
+
+def load_portable(directory: str | os.PathLike, config: TrainConfig | None = None) -> PortableRun:
+    """Verify a portable run folder against its manifest and load it (``config``: same key, sets the
+    evaluation fields; default: the exported config). Raises ``CacheError`` naming a bad file."""
+    directory = Path(directory)
+    redo = "re-export the run (`lnlab export`) and import it again"
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+        files, version = manifest["files"], manifest["format_version"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CacheError(f"{directory / MANIFEST} is missing or unreadable ({type(exc).__name__}); {redo}") from None
+    if manifest.get("format") != FORMAT or not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CacheError(f"{directory / MANIFEST}: format {manifest.get('format')!r} version {version!r} is not one "
+                         f"this lnlab reads ({FORMAT} <= {FORMAT_VERSION}); upgrade lnlab or {redo}")
+    for name in PORTABLE_FILES:
+        if not (directory / name).is_file():
+            raise CacheError(f"{directory / name} is missing; {redo}")
+        if sha256_file(directory / name) != files.get(name):
+            raise CacheError(f"{directory / name} does not match its checksum (truncated or modified); {redo}")
+    try:
+        meta = json.loads((directory / RUN_FILE).read_text())
+        trained = TrainConfig.from_dict(meta["config"])
+        key, history, classes = meta["key"], meta["history"], list(meta["classes"])
+        stored = {entry["name"]: entry for entry in meta["sets"]}
+        with np.load(directory / LOGITS_FILE, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except Exception as exc:  # noqa: BLE001 - any failure means the export is unusable
+        raise CacheError(f"cannot read the portable run in {directory} ({type(exc).__name__}: {exc}); {redo}") from None
+    if not (isinstance(key, str) and re.fullmatch(r"[0-9a-f]{16}", key) and key == trained.key() == manifest.get("key")):
+        raise CacheError(f"{directory / RUN_FILE}: its key {key!r} is not the key of its config ({trained.key()}) and "
+                         f"its manifest ({manifest.get('key')!r}); exported by another lnlab version? {redo}")
+    if config is not None and config.key() != key:
+        raise CacheError(f"the run in {directory} has key {key}, not {config.key()}")
+    return PortableRun(_stored_view(config, trained, stored), key, directory, history, classes,
+                       stored=stored, trained=trained, meta=meta, arrays=arrays)
+
+
+def _stored_view(config: TrainConfig | None, trained: TrainConfig, stored: dict) -> TrainConfig:
+    """The config a portable run answers to: the asked one, its OOD sets narrowed to those stored."""
+    if config is None:
+        return trained
+    kept = tuple(name for name in config.ood if name in stored)
+    if kept != config.ood:
+        warnings.warn(f"run {trained.key()} is a portable run without weights: it stores the OOD sets {list(kept)}, "
+                      f"not {sorted(set(config.ood) - set(kept))}; using those it stores", stacklevel=3)
+    return config.replace(ood=kept or trained.ood)
+
+
+# --------------------------------------------------------------------------- import
+
+
+def import_runs(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None,
+                report: Callable[[str], None] | None = None) -> list[str]:
+    """Verify exported runs (folders, or folders holding several) and copy them into the run cache.
+
+    Each lands in ``runs_root(root)/<key>/`` atomically (copied into a temporary folder in the root,
+    then renamed). A run already there with the same manifest is left as it is; a run with weights
+    is never overwritten (ValueError). Returns the keys imported; ``report`` gets one line per run.
+    """
+    report = report or (lambda line: None)
+    runs = [load_portable(folder) for folder in _export_folders(paths)]  # verify every one before copying any
+    base = runs_root(root)
+    for run in runs:
+        target = base / run.key
+        if (target / "model.pt").exists() or (target / "config.json").exists():
+            raise ValueError(f"{target} holds the run {run.key} with its weights; it is not replaced by a copy "
+                             "without them (import into another cache with --runs)")
+        if (target / "checkpoint.pt").exists():
+            raise ValueError(f"{target} holds an unfinished training of run {run.key} (checkpoint.pt); let it "
+                             "finish or delete that folder, then import")
+    imported = []
+    for run in runs:
+        target = base / run.key
+        label = f"{run.key} ({run.config.label()}, seed {run.config.seed})"
+        if _same_export(Path(run.directory), target):
+            report(f"{label}: already in {target}")
+            continue
+        _copy_into(Path(run.directory), target)
+        load_portable(target)
+        imported.append(run.key)
+        report(f"{label}: imported into {target}")
+    return imported
+
+
+def _export_folders(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    folders = []
+    for path in (Path(p).expanduser() for p in paths):
+        if not path.is_dir():
+            raise FileNotFoundError(f"no folder {path}: pass exported run folders (from `lnlab export`) or a "
+                                    "folder holding several")
+        found = [path] if is_portable(path) else sorted(p for p in path.iterdir() if is_portable(p))
+        if not found:
+            raise ValueError(f"{path} holds no exported run (a folder with run.json and manifest.json); make one "
+                             "with `lnlab export`")
+        folders += found
+    return folders
+
+
+def _same_export(source: Path, target: Path) -> bool:
+    try:
+        if (target / MANIFEST).read_bytes() != (source / MANIFEST).read_bytes():
+            return False
+        load_portable(target)  # the copy there is intact
+        return True
+    except (OSError, CacheError):
+        return False
+
+
+def _copy_into(source: Path, target: Path) -> None:
+    """Copy an export folder to ``target`` (staged beside it, verified, renamed: :func:`lnlab.runs.replace_folder`)."""
+    def fill(staging: Path) -> None:
+        for name in (*PORTABLE_FILES, MANIFEST):
+            shutil.copyfile(source / name, staging / name)
+
+    replace_folder(target, fill, load_portable)
+
+
+# --------------------------------------------------------------------------- the reference source
+
+
+def reference_root() -> Path:
+    """The reference runs: ``$LNLAB_REFERENCE`` if set, else ``lnlab/reference/`` (inside the package)."""
+    from_env = os.environ.get("LNLAB_REFERENCE")
+    return Path(from_env).expanduser().resolve() if from_env else Path(__file__).resolve().parent / "reference"
+
+
+def find_portable(directory: Path, reference: bool = True) -> Path | None:
+    """The portable run a cache folder stands for: itself if portable; else, with ``reference`` and
+    unless the cache holds a run with weights there, the reference source's entry of the same key."""
+    if is_portable(directory):
+        return directory
+    if not reference or (directory / MANIFEST).exists():
+        return None
+    reference = reference_root() / directory.name
+    return reference if is_portable(reference) else None
+
+
+def _reference_entries() -> list[dict]:
+    """``run.json`` of every exported run in the reference source (read, not verified: loading verifies)."""
+    base = reference_root()
+    entries = []
+    for folder in sorted(base.iterdir()) if base.is_dir() else []:
+        if is_portable(folder) and (folder / MANIFEST).is_file():
+            try:
+                entries.append(json.loads((folder / RUN_FILE).read_text()))
+            except (OSError, ValueError) as exc:
+                raise CacheError(f"{folder / RUN_FILE} is unreadable ({type(exc).__name__}); "
+                                 "re-export the run") from None
+    return entries
+
+
+def reference_config(**overrides: Any) -> TrainConfig:
+    """The ``reference`` profile: the recipe all reference runs share (every field but loss, τ and seed;
+    ``ood``: the OOD sets every run stores) with ``overrides`` applied."""
+    entries = _reference_entries()
+    if not entries:
+        raise ValueError(f"{_NO_REFERENCE} (reference source: {reference_root()})")
+    recipes = {json.dumps(_recipe(e), sort_keys=True) for e in entries}
+    if len(recipes) > 1:
+        differ = sorted({k for r in map(json.loads, recipes) for k, v in r.items()
+                         if any(json.loads(o).get(k) != v for o in recipes)})
+        raise ValueError(f"the reference source {reference_root()} holds runs of {len(recipes)} recipes (they differ "
+                         f"in {differ}); keep one recipe per source (set $LNLAB_REFERENCE to a folder of one)")
+    engines = {e["canonical"].get("engine_version") for e in entries}
+    if engines != {ENGINE_VERSION}:
+        raise ValueError(f"the reference runs were made with engine version(s) {sorted(engines)}, this lnlab is "
+                         f"{ENGINE_VERSION}: re-export them with a matching lnlab")
+    values = {k: v for k, v in entries[0]["config"].items() if k not in VARYING}
+    values["ood"] = [n for n in values["ood"] if all(n in e["config"]["ood"] for e in entries)]
+    try:
+        return TrainConfig(**{**values, **overrides})
+    except TypeError as exc:  # an unknown keyword
+        raise ValueError(f"{exc}; valid fields: {list(TrainConfig.__dataclass_fields__)}") from None
+
+
+def _recipe(entry: dict) -> dict:
+    """What one reference recipe fixes: the training fields (canonical) and the stored sets' images."""
+    canonical = {k: v for k, v in entry["canonical"].items() if k not in VARYING}
+    config = entry["config"]
+    return {**canonical, **{k: config[k] for k in ("ood_limit", "norm_subset", "test_subset_per_class")}}
+
+
+def check_reference_choice(taus: Sequence[float], seeds: Sequence[int],
+                           cached: Callable[[TrainConfig], bool] = lambda config: False) -> None:
+    """ValueError (listing what there is) if the reference source lacks the CE run or a LogitNorm
+    run at one of ``taus`` for one of ``seeds`` (``cached(config)``: also found in the run cache)."""
+    entries = _reference_entries()
+    have = {(e["config"]["loss"], float(e["config"]["tau"]) if e["config"]["loss"] == "logitnorm" else None,
+             int(e["config"]["seed"])) for e in entries}
+    kinds = [("ce", None), *(("logitnorm", float(t)) for t in taus)]
+    asked = [(loss, tau, seed) for seed in seeds for loss, tau in kinds]
+    missing = [(loss, tau, seed) for loss, tau, seed in asked if (loss, tau, seed) not in have
+               and not cached(reference_config(loss=loss, seed=seed, **({} if tau is None else {"tau": tau})))]
+    if missing:
+        names = ", ".join(f"{'CE' if tau is None else f'τ={tau:g}'} seed {seed}" for _, tau, seed in missing)
+        taus_there = sorted({tau for loss, tau, _ in have if tau is not None})
+        seeds_there = sorted({seed for *_, seed in have})
+        raise ValueError(f"the reference runs ({reference_root()}) have no {names}; they hold LogitNorm τ "
+                         f"{[float(t) for t in taus_there]} and seeds {seeds_there}: pass taus and seeds among those")
+
+
+def reference_taus() -> list[float]:
+    """The LogitNorm τ values of the reference source (sorted)."""
+    return sorted({float(e["config"]["tau"]) for e in _reference_entries() if e["config"]["loss"] == "logitnorm"})
