@@ -260,8 +260,9 @@ def _ray_sweep(todo: list[TrainConfig], root: Path, parallel: int, address: str 
             ref = remote.remote(config.to_dict(), config.key(), str(root), str(token_file), token, threads)
             pending[ref] = config
         gpu = any(c.device.startswith("cuda") for c in todo)
-        report(f"[sweep] {len(todo)} runs on Ray ({address or 'local instance'}), {parallel} at once"
-               f"{' per GPU' if gpu else ''}; a line as each one ends")
+        at_once = f"{parallel} at once per GPU" if gpu else \
+            f"{min(parallel, int(ray.cluster_resources().get('CPU', parallel)) // options[False][1])} at once"
+        report(f"[sweep] {len(todo)} runs on Ray ({address or 'local instance'}), {at_once}; a line as each one ends")
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             _collect(done[0], pending.pop(done[0]), root, report, result, trained, count(), len(todo))
