@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
