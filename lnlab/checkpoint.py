@@ -1,7 +1,7 @@
 """Per-epoch training checkpoints: written atomically, read defensively.
 
 A checkpoint holds the model, optimizer and scheduler states, the number of completed epochs
-and the history so far. Because every epoch re-seeds its randomness from ``(seed, epoch)``,
+the history so far and the logits kept at snapshot epochs. Because every epoch re-seeds its randomness from ``(seed, epoch)``,
 resuming from it reproduces an uninterrupted run exactly on CPU.
 """
 
@@ -20,10 +20,12 @@ FORMAT = 1
 
 
 def save_checkpoint(path: str | os.PathLike, key: str, epoch: int, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, scheduler: Any, history: list[dict]) -> None:
-    """Write the state after ``epoch`` completed epochs (temp file + rename)."""
+                    optimizer: torch.optim.Optimizer, scheduler: Any, history: list[dict],
+                    snapshots: dict | None = None) -> None:
+    """Write the state after ``epoch`` completed epochs (temp file + rename); ``snapshots``: the logits
+    kept at earlier epochs (``lnlab.train.SNAPSHOT_FRACTIONS``)."""
     atomic_torch_save(path, {
-        "format": FORMAT, "key": key, "epoch": epoch, "history": history,
+        "format": FORMAT, "key": key, "epoch": epoch, "history": history, "snapshots": snapshots or {},
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
     })
 

@@ -18,12 +18,14 @@ from typing import Any
 import torch
 
 LOSSES = ("ce", "logitnorm")
-SCHEDULES = ("step", "cosine")
+SCHEDULES = ("step", "cosine", "linear")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_OOD = ("textures", "mnist", "tinyimagenet", "gaussian")
 # Bump when a change to the training code changes results: old cache entries then stop matching.
 # 2: the classifier head runs in float32 under bf16 autocast; evaluation fields left the key.
-ENGINE_VERSION = 2
+# 3: bf16 autocast on CPUs too (``amp`` is hashed on every device); a fixed family of sets tracked every
+#    epoch (lnlab.splits.tracked_sets); logits stored at a few epochs along training (snapshots).
+ENGINE_VERSION = 3
 # Fields that do not change the weights or the training history's training columns, so they stay
 # out of the cache key: where the packs live, and what is evaluated (which OOD sets, how many
 # images of each, the test and norm subsets). Asking for another OOD set reuses the run and
@@ -43,11 +45,13 @@ class TrainConfig:
     ``subset_per_class`` (class-balanced training subset, None = all), ``test_subset_per_class``,
     ``augment`` (pad-crop + flip). Loss: ``loss`` "ce" or "logitnorm" (paper Eq. 7) with ``tau``.
     Optimisation: SGD ``lr``, ``momentum``, ``weight_decay``, ``nesterov``; ``schedule`` "step"
-    (lr × ``gamma`` at each fraction of ``epochs`` in ``milestones``) or "cosine";
-    ``warmup_epochs`` of linear warm-up per step. Tracking: logit-norm statistics every epoch on
-    ``norm_subset`` un-augmented training images (class balanced), the test set and each set in
-    ``ood`` (at most ``ood_limit`` images each). Hardware: ``device``, ``amp`` (bf16 autocast,
-    CUDA only), ``channels_last``, ``compile``. ``data_root`` is where the packs live (not hashed).
+    (lr × ``gamma`` at each fraction of ``epochs`` in ``milestones``), "cosine" or "linear" (to 0);
+    ``warmup_epochs`` of linear warm-up per step. Tracking: logit-norm statistics every epoch on a
+    fixed family of sets whatever ``ood`` says (``lnlab.splits.tracked_sets``: ``norm_subset``
+    un-augmented training images, the test set, the default OOD sets, the validation sets, plus
+    each extra set in ``ood``, at most ``ood_limit`` images each). Hardware: ``device``, ``amp``
+    (bf16 autocast on a GPU or a CPU with native bf16, ``lnlab.precision``), ``channels_last``,
+    ``compile``. ``data_root`` is where the packs live (not hashed).
     """
 
     dataset: str = "cifar10"
@@ -152,16 +156,15 @@ class TrainConfig:
     def canonical(self) -> dict[str, Any]:
         """The fields that change results, normalised: what ``key()`` hashes.
 
-        ``device`` is resolved to its type (bf16 on a GPU differs from fp32 on a CPU); on a CPU
-        ``amp`` is off whatever it says; ``tau`` is dropped for CE so a τ sweep shares one CE run.
+        ``device`` is resolved to its type (a GPU run differs from a CPU run); ``amp`` is hashed as
+        asked (a CPU without native bf16 trains such a run in float32 and records that in its
+        provenance); ``tau`` is dropped for CE so a τ sweep shares one CE run.
         """
         values = self.to_dict()
         for name in _NOT_HASHED:
             values.pop(name)
         device_type = torch.device(self.resolved_device()).type
         values["device"] = device_type
-        if device_type != "cuda":
-            values["amp"] = False
         if self.loss == "ce":
             values["tau"] = None
         values["engine_version"] = ENGINE_VERSION

@@ -27,6 +27,7 @@ from torch import nn
 
 from lnlab.atomic import atomic_torch_save, atomic_write, sha256_file
 from lnlab.data import Loader
+from lnlab.precision import autocast, use_bf16
 from lnlab.splits import eval_set
 
 EVAL_BATCH_SIZE = 1024
@@ -55,16 +56,16 @@ def eval_loader(images: torch.Tensor, device: torch.device, channels_last: bool)
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, loader: Loader, amp: bool = False) -> torch.Tensor:
-    """Raw logits (float32, CPU) of every image in ``loader``, model in eval mode.
-
-    Under bf16 autocast the network's classifier head still runs in float32 (``lnlab.models``).
+def predict(model: nn.Module, loader: Loader, bf16: bool = False) -> torch.Tensor:
+    """Raw logits (float32, CPU) of every image in ``loader``, model in eval mode, in bf16 autocast if
+    ``bf16`` (``lnlab.precision.use_bf16``); the network's classifier head still runs in float32
+    (``lnlab.models``).
     """
     model.eval()
     device = next(model.parameters()).device
     outputs = []
     for x, _ in loader:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+        with autocast(device, bf16):
             outputs.append(model(x).float())
     return torch.cat(outputs).cpu()
 
@@ -188,8 +189,8 @@ def _network(run: Any) -> nn.Module:
 
 def _infer(run: Any, images: torch.Tensor) -> torch.Tensor:
     device = _device(run)
-    amp = bool(run.config.canonical()["amp"]) and device.type == "cuda"
-    return predict(_network(run), eval_loader(images, device, run.config.channels_last), amp=amp)
+    bf16 = use_bf16(bool(run.config.canonical()["amp"]), device)
+    return predict(_network(run), eval_loader(images, device, run.config.channels_last), bf16=bf16)
 
 
 def _model_scores(run: Any, score_name: str, images: torch.Tensor, settings: Mapping[str, float]) -> torch.Tensor:

@@ -5,6 +5,8 @@
 - ``resnet18``: the CIFAR variant of ResNet-18 (3x3 stem, no max-pool).
 - ``fastnet``: a small conv-BN-ReLU + max-pool network (airbench-like) for CPU profiles and quick
   GPU sweeps; ``width`` and ``depth`` set its size.
+- ``airnet``: the airbench-style net of the ``laptop`` reference recipe: three blocks of two
+  conv-BN-ReLU layers (widths w, 4w, 4w; w = 32: 0.49M parameters), a max-pool in each block.
 
 All models return raw logits f(x) of shape (N, num_classes); the logit norm ||f(x)||_2 that
 LogitNorm controls (paper Eq. 5) is taken on exactly this output. The classifier head always runs
@@ -177,6 +179,29 @@ class FastNet(nn.Module):
         return float32_head(self.fc, F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
 
 
+class AirNet(nn.Module):
+    """Airbench-style CNN (K. Jordan's airbench block shape, plain conv-BN-ReLU): three blocks of
+    conv → max-pool 2x2 → BN → ReLU → conv → BN → ReLU with widths ``width``, 4·``width``, 4·``width``
+    (32 → 16 → 8 → 4 pixels), global average pooling, a linear head in float32.
+    ``width=32`` has 0.49M parameters (about 1 MB in float16)."""
+
+    def __init__(self, num_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"airnet needs width >= 1, got {width}")
+        layers: list[nn.Module] = []
+        cin = 3
+        for cout in (width, 4 * width, 4 * width):
+            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2),
+                       nn.BatchNorm2d(cout), nn.ReLU(inplace=True), *_conv_bn_relu(cout, cout)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return float32_head(self.fc, F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+
+
 # ---------------------------------------------------------------------------------------------
 # registry
 
@@ -184,6 +209,7 @@ _MODELS: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "wrn40_2": (lambda num_classes, width=2, **kw: WideResNet(40, width, num_classes, **kw), "WideResNet-40-2, dropout 0.3 (paper)"),
     "resnet18": (lambda num_classes, width=64, **kw: ResNet18(num_classes, width, **kw), "ResNet-18, CIFAR variant"),
     "fastnet": (lambda num_classes, width=32, **kw: FastNet(num_classes, width, **kw), "small conv-BN-ReLU net for CPU"),
+    "airnet": (lambda num_classes, width=32, **kw: AirNet(num_classes, width, **kw), "airbench-style 3-block net (laptop recipe)"),
 }
 
 
@@ -196,7 +222,7 @@ def build_model(name: str, num_classes: int = 10, width: int | None = None, **kw
     """Build a network by name; it returns raw logits of shape (N, ``num_classes``).
 
     ``width`` is the model's size knob (None = its default): the widen factor of ``wrn40_2``
-    (default 2), the first-stage channels of ``resnet18`` (64) and of ``fastnet`` (32).
+    (default 2), the first-stage channels of ``resnet18`` (64), ``fastnet`` (32) and ``airnet`` (32).
     Extra keyword arguments go to the model (``dropout`` for wrn40_2, ``depth`` for fastnet).
     """
     if name not in _MODELS:

@@ -1,7 +1,9 @@
 """Run cache: ``get_run(config)`` returns the cached run of a config, or trains (resumes) it.
 
-Layout: ``runs_root(root)/<config.key()>/`` with ``config.json``, ``history.json``,
-``logits.pt`` (raw logits + test labels + class names), ``model.pt`` (final weights),
+Layout: ``runs_root(root)/<config.key()>/`` with ``config.json`` (the config, the sets its history
+tracks, provenance: ``lnlab.provenance``), ``history.json``, ``logits.pt`` (raw logits + test labels
++ class names), ``snapshots.pt`` (float16 test and OOD logits at a few epochs along training,
+``lnlab.train.SNAPSHOT_FRACTIONS``), ``model.pt`` (final weights),
 ``checkpoint.pt`` while training, and ``manifest.json`` written *last* with the sha256 of every
 result file. Every file is written atomically. Loading verifies the manifest: a missing,
 truncated or corrupt file triggers a warning and a recomputation (resuming from ``checkpoint.pt``
@@ -38,7 +40,7 @@ from lnlab.paths import runs_root
 __all__ = ["Run", "Seeds", "get_run", "is_cached", "load_run", "list_runs", "get_pair", "replace_folder",
            "RESULT_FILES", "CacheError"]
 
-RESULT_FILES = ("config.json", "history.json", "logits.pt", "model.pt")
+RESULT_FILES = ("config.json", "history.json", "logits.pt", "snapshots.pt", "model.pt")
 MANIFEST = "manifest.json"
 CHECKPOINT = "checkpoint.pt"
 LOCK = ".lock"
@@ -55,7 +57,9 @@ class Run:
     ``config`` is the configuration the run was asked for: its training fields equal the trained
     ones (same key); its evaluation fields (``ood``, ``ood_limit``, ``test_subset_per_class``) say
     what ``logits``, ``labels`` and ``test_acc`` refer to. ``history`` is what training recorded
-    every epoch (norm statistics of the sets tracked when it was trained).
+    every epoch: norm statistics of ``history_sets``, the fixed family :func:`lnlab.splits.tracked_sets`
+    of its training time (a run trained before engine version 3 may cover fewer sets).
+    ``provenance`` says where and how it was trained (``lnlab.provenance``).
     """
 
     config: TrainConfig
@@ -64,6 +68,38 @@ class Run:
     history: list[dict]
     classes: list[str] = field(default_factory=list)
     from_cache: bool = False
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def history_sets(self) -> list[str]:
+        """The sets with per-epoch norm statistics in ``history`` (``norm_<set>_mean`` columns)."""
+        row = self.history[0] if self.history else {}
+        return [k[len("norm_"):-len("_mean")] for k in row if k.startswith("norm_") and k.endswith("_mean")]
+
+    @property
+    def snapshot_epochs(self) -> list[int]:
+        """Epochs with stored test and OOD logits (:meth:`snapshot`), the last epoch included."""
+        return sorted({*self._snapshots(), len(self.history)})
+
+    def snapshot(self, epoch: int, name: str) -> torch.Tensor:
+        """Float32 raw logits of set ``name`` ("test" or an OOD set) after ``epoch`` epochs; the last epoch
+        gives :meth:`logits_for`. ValueError naming the epochs and sets stored otherwise."""
+        if epoch == len(self.history):
+            return self.logits_for(name)
+        stored = self._snapshots()
+        if epoch not in stored or name not in stored[epoch]:
+            sets = sorted(next(iter(stored.values()), {}))
+            raise ValueError(f"run {self.key} ({self.config.label()}) stores logits at epochs {self.snapshot_epochs} for "
+                             f"the sets {sets}, not {name!r} at epoch {epoch}; pick one of those")
+        return stored[epoch][name].float()
+
+    def _snapshots(self) -> dict[int, dict[str, torch.Tensor]]:
+        memo = self.__dict__
+        if "_snapshot_memo" not in memo:
+            path = self.directory / "snapshots.pt"
+            memo["_snapshot_memo"] = ({int(k): v for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+                                      if path.is_file() else {})
+        return memo["_snapshot_memo"]
 
     def logits_for(self, name: str) -> torch.Tensor:
         """Float32 raw logits on any evaluation set, computed once from the weights (``lnlab.evaluate``)."""
@@ -243,20 +279,30 @@ def _train_and_save(config: TrainConfig, directory: Path, progress: bool, callba
     from lnlab.splits import eval_set
     from lnlab.train import train
 
+    from lnlab.provenance import provenance
+    from lnlab.config import ID_SET_NAMES
+    from lnlab.splits import VALIDATION_OOD_SETS
+
     result = train(config, checkpoint_path=directory / CHECKPOINT, progress=progress, callbacks=callbacks)
     shutil.rmtree(directory / EVAL_DIR, ignore_errors=True)  # results of earlier weights (a recomputed run)
-    atomic_write_json(directory / "config.json", {"key": config.key(), "config": config.to_dict(),
-                                                  "canonical": config.canonical()})
+    # The stored config names the OOD sets it tracked (not only those its first caller asked for).
+    oods = tuple(n for n in result.tracked if n not in ID_SET_NAMES and n not in VALIDATION_OOD_SETS)
+    stored = config.replace(ood=oods)
+    record = provenance(config.resolved_device(), config.amp, sum(float(r.get("seconds", 0)) for r in result.history))
+    atomic_write_json(directory / "config.json", {"key": config.key(), "config": stored.to_dict(),
+                                                  "canonical": config.canonical(), "history_sets": result.tracked,
+                                                  "provenance": record})
     atomic_write_json(directory / "history.json", result.history)
     atomic_torch_save(directory / "logits.pt", {"logits": result.logits, "labels": result.labels,
                                                 "classes": result.classes})
+    atomic_torch_save(directory / "snapshots.pt", result.snapshots)
     atomic_torch_save(directory / "model.pt", result.state_dict)
     atomic_write_json(directory / MANIFEST, {"key": config.key(),
                                              "files": {n: sha256_file(directory / n) for n in RESULT_FILES}})
     (directory / CHECKPOINT).unlink(missing_ok=True)
     for name, logits in result.logits.items():  # the final logits training computed: the eval cache's first entries
         store_tensor(directory / EVAL_DIR / f"logits-{entry_name(name, eval_set(config, name).images)}.pt", logits)
-    return Run(config, config.key(), directory, result.history, result.classes)
+    return Run(config, config.key(), directory, result.history, result.classes, provenance=record)
 
 
 def load_run(directory: str | os.PathLike, config: TrainConfig | None = None) -> Run:
@@ -286,7 +332,8 @@ def load_run(directory: str | os.PathLike, config: TrainConfig | None = None) ->
         raise CacheError(f"cannot read the run ({type(exc).__name__}: {exc})") from None
     if config is not None and config.key() != trained.key():
         raise CacheError(f"the run in {directory} has key {trained.key()}, not {config.key()}")
-    return Run(config or trained, meta["key"], directory, history, list(saved["classes"]))
+    return Run(config or trained, meta["key"], directory, history, list(saved["classes"]),
+               provenance=meta.get("provenance", {}))
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[Run]:

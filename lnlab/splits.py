@@ -7,8 +7,16 @@ Evaluation sets (``eval_set(config, name)``):
 - ``"val"``: held-out training images, i.e. training images the run did *not* train on (the
   complement of its ``subset_per_class`` subset), class balanced: the ID side of validation,
   used with the ``gaussian_val`` noise to choose τ without the test OOD sets (paper Sec. 5.1);
+- ``"val_pixels"``, ``"val_jigsaw"``, ``"val_blend"``: validation OOD sets built from the held-out
+  images, as in the Outlier Exposure line (Hendrycks et al. 2019, App. on validation sets): each
+  image's pixels permuted, its 4x4 grid of 8x8 patches shuffled, the mean of two images of
+  different classes (at most ``ood_limit`` each, seeded);
 - any other name: an OOD set (registered, a user's own pack / folder, or a path), at most
   ``ood_limit`` images, a fixed seeded subset.
+
+``tracked_sets(config)`` is the fixed family of sets whose logit norm a run records every epoch
+(and whose logits it stores at a few epochs along training): it does not depend on the OOD sets a
+caller happens to name first (``config.ood`` only adds extra sets).
 
 Subsets are seeded with ``SUBSET_SEED``, not the run's seed, so runs compare on the same images
 (except ``val``, whose pool depends on which images the run's seed left out).
@@ -29,6 +37,11 @@ if TYPE_CHECKING:
 
 SUBSET_SEED = 0
 VAL_PER_CLASS = 500  # held-out images per class in "val" (fewer if fewer are left out)
+# Tracked every epoch by every run, whatever its ``ood`` (lnlab.config.DEFAULT_OOD plus uniform noise):
+# registered sets whose packs are missing here are left out, and the run's record says which sets it has.
+TRACKED_OOD = ("textures", "mnist", "tinyimagenet", "gaussian", "uniform")
+DERIVED_VALIDATION_OOD = ("val_pixels", "val_jigsaw", "val_blend")
+VALIDATION_OOD_SETS = ("gaussian_val", *DERIVED_VALIDATION_OOD)  # the OOD side of validation (lnlab.tau)
 _MEMO: dict[tuple, object] = {}
 
 
@@ -89,6 +102,8 @@ def eval_set(config: "TrainConfig", name: str) -> EvalSet:
         return EvalSet("train", images[keep], labels[keep])
     if name == "val":
         return _held_out(config)
+    if name in DERIVED_VALIDATION_OOD:
+        return EvalSet(name, _derived(name, _held_out(config), config.ood_limit), None)
     ood = _load(name, "test", config.data_root, config.ood_limit)
     return EvalSet(name, ood.images, None)
 
@@ -115,8 +130,55 @@ def _held_out(config: "TrainConfig") -> EvalSet:
     return EvalSet("val", train.images[keep], train.labels[keep])
 
 
+def _derived(name: str, val: EvalSet, limit: int | None) -> torch.Tensor:
+    """A validation OOD set made from the held-out images ``val`` (module docstring), uint8."""
+    gen = torch.Generator().manual_seed(SUBSET_SEED + 1 + DERIVED_VALIDATION_OOD.index(name))
+    pick = torch.randperm(len(val.images), generator=gen)[:limit]
+    images, labels, n = val.images[pick], val.labels[pick], len(pick)
+    if name == "val_pixels":  # every image's 32x32 pixel positions permuted (colours kept together)
+        flat = images.flatten(2)
+        order = torch.argsort(torch.rand(n, flat.shape[2], generator=gen), dim=1)
+        return torch.gather(flat, 2, order[:, None, :].expand_as(flat)).view_as(images)
+    if name == "val_jigsaw":  # the 4x4 grid of 8x8 patches shuffled
+        patches = images.unfold(2, 8, 8).unfold(3, 8, 8).reshape(n, 3, 16, 8, 8)
+        order = torch.argsort(torch.rand(n, 16, generator=gen), dim=1)
+        patches = torch.gather(patches, 2, order[:, None, :, None, None].expand_as(patches))
+        return patches.view(n, 3, 4, 4, 8, 8).permute(0, 1, 2, 4, 3, 5).reshape(n, 3, 32, 32).contiguous()
+    # val_blend: the mean of two held-out images of different classes
+    partner = torch.randperm(n, generator=gen)
+    same = labels[partner] == labels
+    partner[same] = torch.roll(partner, 1)[same]  # few left with the same class: roll them away
+    return ((images.int() + images[partner].int() + 1) // 2).to(torch.uint8)
+
+
+def tracked_sets(config: "TrainConfig") -> list[str]:
+    """The sets a run records every epoch: "train", "test", each of ``TRACKED_OOD`` available here, the
+    validation sets ("val" and ``VALIDATION_OOD_SETS``) when the run holds images out, then each extra
+    set of ``config.ood``. A set named in ``config.ood`` must exist (it raises clearly otherwise)."""
+    from lnlab.data import DatasetNotFoundError
+
+    names = ["train", "test"]
+    for name in TRACKED_OOD:
+        if name in config.ood:
+            names.append(name)
+            continue
+        try:
+            _load(name, "test", config.data_root, config.ood_limit)
+            names.append(name)
+        except DatasetNotFoundError:
+            continue
+    if config.subset_per_class is not None:
+        try:
+            _held_out(config)
+            names += ["val", *VALIDATION_OOD_SETS]
+        except ValueError:  # the subset uses every training image of some class: nothing held out
+            pass
+    return names + [name for name in config.ood if name not in names]
+
+
 def load_train_data(config: "TrainConfig") -> TrainData:
-    """Load every set a run reads; raises (clearly) before any training if one is missing."""
+    """Load every set a run tracks (:func:`tracked_sets`); raises (clearly) before any training if a
+    set named in ``config.ood`` is missing."""
     images, labels, _, classes = training_subset(config)
-    sets = {name: eval_set(config, name) for name in ("train", "test", *config.ood)}
+    sets = {name: eval_set(config, name) for name in tracked_sets(config)}
     return TrainData(images, labels, classes, {name: s.images for name, s in sets.items()}, sets["test"].labels)

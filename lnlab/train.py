@@ -2,14 +2,19 @@
 
 ``train(config)`` trains ``config.model`` on ``config.dataset`` with cross-entropy or the
 LogitNorm loss (paper Eq. 7), and after every epoch evaluates the raw logit norm ||f(x)||_2 on a
-fixed un-augmented training subset, the test set and each tracked OOD set. It returns the history,
-the final raw logits of the test and OOD sets (so any post-hoc score can be computed later
-without the model) and the final weights.
+fixed un-augmented training subset, the test set and a fixed family of OOD and validation sets
+(``lnlab.splits.tracked_sets``: the same whoever asks first). It returns the history, the final raw
+logits of every tracked set (so any post-hoc score can be computed later without the model), the
+logits of the test and OOD sets at a few epochs along training (``SNAPSHOT_FRACTIONS``: how
+overconfidence develops) and the final weights.
+
+Per-epoch norm statistics use the first ``norm_subset`` images of each set (the whole test set for
+accuracy); at snapshot epochs every set is evaluated whole.
 
 Recipe (official LogitNorm code): SGD, lr 0.1, momentum 0.9, weight decay 5e-4, batch 128,
 lr / 10 after 40% and 70% of the epochs; here the schedule is applied per step with an optional
-linear warm-up. On CUDA: bf16 autocast, channels_last, cudnn benchmark, optional torch.compile;
-on CPU the same code runs in float32.
+linear warm-up. bf16 autocast on a GPU and on a CPU with native bf16 (``lnlab.precision``; float32
+elsewhere, with one log line), channels_last, cudnn benchmark on CUDA, optional torch.compile.
 
 Determinism: the model is initialised from ``torch.manual_seed(seed)``; epoch ``e`` re-seeds the
 global RNG (dropout) from ``(seed, e)`` and the loader's order/augmentation is a pure function of
@@ -33,14 +38,17 @@ from tqdm.auto import tqdm
 from lnlab.checkpoint import load_checkpoint, save_checkpoint
 from lnlab.config import TrainConfig
 from lnlab.data import Loader
+from lnlab.evaluate import eval_loader, norm_stats, predict
 from lnlab.losses import logit_norm_loss, normalize_logits
 from lnlab.models import build_model
-from lnlab.evaluate import eval_loader, norm_stats, predict
-from lnlab.splits import load_train_data
+from lnlab.precision import autocast, precision_name, use_bf16
+from lnlab.splits import VALIDATION_OOD_SETS, load_train_data
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDivergedError", "train", "make_model"]
 
 Callback = Callable[[int, dict], None]
+# Epochs (fractions of training, rounded, at least 1) at which the test and OOD logits are kept.
+SNAPSHOT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -49,13 +57,27 @@ class TrainingDivergedError(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """What ``train`` returns: per-epoch history, final raw logits, test labels, final weights."""
+    """What ``train`` returns: per-epoch history, final raw logits, test labels, final weights,
+    the logits at snapshot epochs, the sets tracked and the precision used."""
 
     history: list[dict]
-    logits: dict[str, torch.Tensor]  # "test" + one key per OOD set, float32 raw logits
+    logits: dict[str, torch.Tensor]  # every tracked set but "train", float32 raw logits
     labels: torch.Tensor  # labels of the (subset of the) ID test set
     state_dict: dict[str, torch.Tensor]
     classes: list[str]
+    snapshots: dict[int, dict[str, torch.Tensor]]  # epoch -> {"test"/OOD set: float16 logits}, final epoch excluded
+    tracked: list[str]
+    precision: str
+
+
+def snapshot_epochs(epochs: int) -> list[int]:
+    """The epochs whose test and OOD logits a run keeps (``SNAPSHOT_FRACTIONS`` of ``epochs``)."""
+    return sorted({max(1, round(f * epochs)) for f in SNAPSHOT_FRACTIONS})
+
+
+def snapshot_sets(tracked: Iterable[str]) -> list[str]:
+    """The sets kept at snapshot epochs: the test set and the OOD sets (not the validation sets)."""
+    return [n for n in tracked if n not in ("train", "val", *VALIDATION_OOD_SETS)]
 
 
 def make_model(config: TrainConfig, num_classes: int) -> nn.Module:
@@ -74,6 +96,7 @@ def train(config: TrainConfig, checkpoint_path=None, progress: bool = True,
     """
     config.validate()
     device = _device(config)
+    bf16 = use_bf16(config.amp, device)
     data = load_train_data(config)  # fails here, before any work, if a set is missing
 
     # ---- model, optimizer, per-step lr schedule -------------------------------------------
@@ -91,16 +114,22 @@ def train(config: TrainConfig, checkpoint_path=None, progress: bool = True,
                                 weight_decay=config.weight_decay, nesterov=config.nesterov)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
     forward = torch.compile(model) if config.compile else model
-    eval_loaders = {name: eval_loader(x, device, config.channels_last) for name, x in data.eval_images.items()}
+    tracked = list(data.eval_images)
+    full = {name: eval_loader(x, device, config.channels_last) for name, x in data.eval_images.items()}
+    per_epoch = {name: full[name] if name == "test" else eval_loader(x[:config.norm_subset], device, config.channels_last)
+                 for name, x in data.eval_images.items()}
+    keep_at = snapshot_epochs(config.epochs)
 
     # ---- resume ----------------------------------------------------------------------------
     history: list[dict] = []
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
     state = load_checkpoint(checkpoint_path, config.key())
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history = list(state["history"])
+        snapshots = dict(state.get("snapshots", {}))
 
     # ---- epochs ----------------------------------------------------------------------------
     logits: dict[str, torch.Tensor] = {}
@@ -111,43 +140,49 @@ def train(config: TrainConfig, checkpoint_path=None, progress: bool = True,
         torch.manual_seed(epoch_seed(config.seed, epoch))  # dropout etc.: a pure function of (seed, epoch)
         loader.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_epoch(forward, loader, optimizer, scheduler, config, epoch, progress)
-        logits = {name: predict(model, ld, config.amp) for name, ld in eval_loaders.items()}
+        train_loss, train_acc = train_epoch(forward, loader, optimizer, scheduler, config, epoch, progress, bf16)
+        whole = epoch in keep_at
+        logits = {name: predict(model, ld, bf16) for name, ld in (full if whole else per_epoch).items()}
         row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                **test_metrics(logits["test"], data.test_labels, config),
-               **{f"norm_{name}_{stat}": value for name, out in logits.items() for stat, value in norm_stats(out).items()},
+               **{f"norm_{name}_{stat}": value for name, out in logits.items()
+                  for stat, value in norm_stats(out if name == "test" else out[:config.norm_subset]).items()},
                "seconds": time.perf_counter() - start}
         history.append(row)
+        if whole and epoch < config.epochs:
+            snapshots[epoch] = {name: logits[name].half() for name in snapshot_sets(tracked)}
         if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, config.key(), epoch, model, optimizer, scheduler, history)
+            save_checkpoint(checkpoint_path, config.key(), epoch, model, optimizer, scheduler, history,
+                            snapshots=snapshots)
         bar.update(1)
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{row['test_acc']:.3f}", norm=f"{row['norm_train_mean']:.1f}")
         for callback in callbacks:
             callback(epoch, row)
     bar.close()
 
-    if not logits:  # resumed after the last epoch: evaluate once more
-        logits = {name: predict(model, ld, config.amp) for name, ld in eval_loaders.items()}
+    if set(logits) != set(full):
+        logits = {name: predict(model, ld, bf16) for name, ld in full.items()}  # resumed after the last epoch
     logits.pop("train")
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return TrainResult(history, logits, data.test_labels.clone(), state_dict, data.classes)
+    return TrainResult(history, logits, data.test_labels.clone(), state_dict, data.classes, snapshots, tracked,
+                       precision_name(config.amp, device))
 
 
 def train_epoch(model: nn.Module, loader: Loader, optimizer: torch.optim.Optimizer, scheduler,
-                config: TrainConfig, epoch: int, progress: bool) -> tuple[float, float]:
+                config: TrainConfig, epoch: int, progress: bool, bf16: bool) -> tuple[float, float]:
     """One pass over ``loader``; returns (mean train loss, train accuracy) on the augmented batches.
+    ``bf16``: autocast the forward pass (``lnlab.precision.use_bf16``).
 
     Losses stay on the device (no per-step host sync); a non-finite loss is reported after the
     pass, naming the first bad step.
     """
     model.train()
     device = next(model.parameters()).device
-    amp = config.amp and device.type == "cuda"
     losses = torch.zeros(len(loader), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with autocast(device, bf16):
             out = model(x)
         loss = loss_value(out, y, config)
         optimizer.zero_grad(set_to_none=True)
@@ -189,7 +224,8 @@ def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], floa
 
     Linear warm-up over ``warmup_epochs``, then "step": × ``gamma`` after epoch
     ``max(1, round(m * epochs))`` for each milestone fraction m
-    (MultiStepLR semantics: 0.4 and 0.7 of 200 epochs = after epochs 80 and 140), or "cosine": half a cosine from 1 to 0 over training.
+    (MultiStepLR semantics: 0.4 and 0.7 of 200 epochs = after epochs 80 and 140), "cosine": half a
+    cosine from 1 to 0 over training, or "linear": a straight line from 1 after the warm-up to 0 at the end.
     """
     warmup = config.warmup_epochs * steps_per_epoch
     total = config.epochs * steps_per_epoch
@@ -202,6 +238,8 @@ def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], floa
             scale = 1.0
         if config.schedule == "cosine":
             return scale * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        if config.schedule == "linear":
+            return scale * max(0.0, 1 - max(0, step - warmup) / max(1, total - warmup))
         return scale * config.gamma ** sum(step >= b for b in boundaries)
 
     return factor
