@@ -19,7 +19,7 @@ from lnlab.runs import get_run
 
 # (loss, tau, seed) in training order
 ORDER = [("ce", None, 0), ("logitnorm", 0.04, 0), ("ce", None, 1), ("logitnorm", 0.04, 1),
-         ("logitnorm", 0.01, 0), ("ce", None, 2), ("logitnorm", 0.04, 2), ("logitnorm", 0.02, 0),
+         ("ce", None, 2), ("logitnorm", 0.04, 2), ("logitnorm", 0.01, 0), ("logitnorm", 0.02, 0),
          ("logitnorm", 0.1, 0)]
 
 
@@ -28,9 +28,11 @@ def main() -> None:
     parser.add_argument("--profile", default="laptop")
     parser.add_argument("--runs", default=None, help="run cache root (default: $LNLAB_RUNS, else runs/)")
     parser.add_argument("--first", type=int, default=len(ORDER), help="train only the first N runs of the order")
+    parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (a candidate recipe)")
     args = parser.parse_args()
     for loss, tau, seed in ORDER[:args.first]:
-        config = make_config(args.profile, loss=loss, seed=seed, **({} if tau is None else {"tau": tau}))
+        extra = {} if args.epochs is None else {"epochs": args.epochs}
+        config = make_config(args.profile, loss=loss, seed=seed, **extra, **({} if tau is None else {"tau": tau}))
         start = time.time()
         run = get_run(config, root=args.runs, progress=True)
         print(f"{config.label()} seed {seed}: {run.key} test acc {run.test_acc:.4f}, "
