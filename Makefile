@@ -1,7 +1,7 @@
 # lnlab: `make figures` runs the notebook suite, `make test` runs the tests, `make lab` opens the
 # notebooks in JupyterLab. All create .venv first (scripts/setup_env.sh).
-# Variables: PROFILE, OUTPUT, DEVICE, LNLAB_DATA (and $LNLAB_RUNS from the environment); LAB_PORT for lab.
-PROFILE ?= quick
+# Variables: PROFILE (default reference: the shipped laptop runs, nothing trained), OUTPUT, DEVICE, LNLAB_DATA (and $LNLAB_RUNS from the environment); LAB_PORT for lab.
+PROFILE ?= reference
 OUTPUT ?= figures
 DEVICE ?= auto
 VENV ?= .venv

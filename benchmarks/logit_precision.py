@@ -1,7 +1,7 @@
 """What bf16 logits change: LogitNorm loss, MSP and OOD metrics, float32 head vs a bf16 head.
 
 Under bf16 autocast lnlab runs the classifier head in float32 (``lnlab.models.float32_head``).
-This script measures what that changes on trained ``ci`` runs (LogitNorm at τ = 0.01 and 0.04,
+This script measures what that changes on trained ``ci`` runs (or ``--profile laptop``) (LogitNorm at τ = 0.01 and 0.04,
 CIFAR-10 test set vs Textures), on the CPU's bf16 autocast, against a float32 forward pass:
 
 - ``bf16 body + fp32 head``: lnlab's mixed precision;
@@ -65,11 +65,12 @@ def compare(name: str, logits: torch.Tensor, ood: torch.Tensor, ref: tuple, labe
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--taus", nargs="+", type=float, default=[0.01, 0.04])
+    parser.add_argument("--profile", default="ci", help="ci, or laptop (the shipped runs, with their float16 weights)")
     parser.add_argument("--runs", default=None, help="run cache (default $LNLAB_RUNS or runs/)")
     args = parser.parse_args()
     rows = []
     for tau in args.taus:
-        run = get_run(make_config("ci", loss="logitnorm", tau=tau), root=args.runs)
+        run = get_run(make_config(args.profile, loss="logitnorm", tau=tau), root=args.runs)
         model = run.model()
         test, ood = eval_set(run.config, "test"), eval_set(run.config, "textures")
         ref = (forward(model, test.images, False), forward(model, ood.images, False))

@@ -1,14 +1,16 @@
 """Training throughput: lnlab's train step vs the official LogitNorm code's pipeline.
 
 lnlab: the whole split on the device as one uint8 tensor, pad-crop-flip as tensor ops
-(``lnlab.data.Loader``), ``lnlab.train.train_epoch`` (bf16 autocast + channels_last on CUDA,
-optional torch.compile). Reference (hongxin001/logitnorm_ood ``train.py``): a
+(``lnlab.data.Loader``), ``lnlab.train.train_epoch`` (channels_last, bf16 autocast where
+``lnlab.precision`` allows it, optional torch.compile); on a CPU lnlab is timed both in float32 and
+in bf16, side by side. Reference (hongxin001/logitnorm_ood ``train.py``): a
 ``torch.utils.data.DataLoader`` over PIL images with torchvision ``RandomCrop(32, 4)``,
 ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``, worker processes, float32, same model,
 same SGD. Both train on real CIFAR-10 images (``$LNLAB_DATA``) for ``--steps`` steps after a
 warm-up; the table gives images/s and the ratio.
 
-    python benchmarks/train_speed.py                        # CPU, fastnet
+    python benchmarks/train_speed.py                        # CPU, fastnet, float32 and bf16
+    python benchmarks/train_speed.py --model airnet         # CPU, the laptop recipe's network
     python benchmarks/train_speed.py --device cuda          # GPU, WRN-40-2 (default there)
     python benchmarks/train_speed.py --device cuda --compile
 """
@@ -27,6 +29,7 @@ from PIL import Image
 
 from lnlab.config import TrainConfig
 from lnlab.data import CIFAR_MEAN, CIFAR_STD, Loader, load_dataset
+from lnlab.precision import use_bf16
 from lnlab.train import lr_factor, make_model, train_epoch
 
 
@@ -65,10 +68,11 @@ def bench_lnlab(config: TrainConfig, images, labels, steps: int, warmup: int) ->
     warm = Loader(images[: warmup * config.batch_size], labels[: warmup * config.batch_size], config.batch_size,
                   shuffle=True, augment=True, device=device, drop_last=True, channels_last=config.channels_last)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, len(timed)))
-    train_epoch(forward, warm, optimizer, scheduler, config, 1, progress=False)
+    bf16 = use_bf16(config.amp, device)
+    train_epoch(forward, warm, optimizer, scheduler, config, 1, progress=False, bf16=bf16)
     _sync(device)
     start = time.perf_counter()
-    train_epoch(forward, timed, optimizer, scheduler, config, 2, progress=False)
+    train_epoch(forward, timed, optimizer, scheduler, config, 2, progress=False, bf16=bf16)
     _sync(device)
     return n / (time.perf_counter() - start)
 
@@ -121,15 +125,22 @@ def main() -> None:
     if need > len(train):
         parser.error(f"--steps + --warmup need {need} images; CIFAR-10 has {len(train)}")
 
-    lnlab_ips = bench_lnlab(config, train.images, train.labels, steps, warmup)
+    # On a CPU: lnlab in float32 and in bf16 (when this CPU has native bf16), side by side.
+    variants = [config] if cuda else [config.replace(amp=False), *([config] if use_bf16(True, "cpu") else [])]
+    timings = {("bf16 autocast" if use_bf16(c.amp, device) else "float32"): bench_lnlab(c, train.images, train.labels,
+                                                                                         steps, warmup)
+               for c in variants}
     ref_ips = bench_reference(config, train.images, train.labels, steps, warmup, workers)
-    precision = "bf16 autocast, channels_last" if cuda and config.amp else "float32" + (", channels_last" if config.channels_last else "")
     name = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"
     print(f"\n{model}, batch {args.batch_size}, {steps} timed steps on {name}; torch {torch.__version__}")
-    print(f"{'pipeline':<58} {'images/s':>10}")
-    print(f"{'lnlab (device Loader, ' + precision + (', compile' if args.compile else '') + ')':<58} {lnlab_ips:>10.0f}")
-    print(f"{f'reference (DataLoader+PIL+torchvision, {workers} workers, fp32)':<58} {ref_ips:>10.0f}")
-    print(f"{'ratio lnlab / reference':<58} {lnlab_ips / ref_ips:>10.2f}x")
+    print(f"{'pipeline':<64} {'images/s':>10} {'vs reference':>13}")
+    for precision, ips in timings.items():
+        label = f"lnlab (device Loader, {precision}, channels_last{', compile' if args.compile else ''})"
+        print(f"{label:<64} {ips:>10.0f} {ips / ref_ips:>12.2f}x")
+    print(f"{f'reference (DataLoader+PIL+torchvision, {workers} workers, fp32)':<64} {ref_ips:>10.0f} {1:>12.2f}x")
+    if len(timings) == 2:
+        fp32, bf16 = timings.values()
+        print(f"{'bf16 / float32 (lnlab)':<64} {bf16 / fp32:>10.2f}x")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,23 @@ from typing import Any, Callable
 import torch
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()  # what open() would give a new file (mkstemp's files are private, 0600)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it over ``path``."""
+    """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it over ``path``
+    (the file gets the permissions a plain ``open`` would give it under the process's umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp_name, _MODE)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()

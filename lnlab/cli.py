@@ -46,8 +46,11 @@ def _parser() -> argparse.ArgumentParser:
                                      "train, evaluate and sweep runs; build the figures.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train (or load from the cache) one run and print its history")
+    p = sub.add_parser("train", help="train (or load from the cache or the shipped runs) one run and print its history")
     _run_args(p)
+    p.add_argument("--force", action="store_true",
+                   help="train again even if the run is cached or shipped (e.g. to record the full per-epoch "
+                        "history of a run cached by an older lnlab)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="OOD metrics of a run's post-hoc scores (trains the run only if not cached)")
@@ -71,24 +74,29 @@ def _parser() -> argparse.ArgumentParser:
                    help="Ray cluster to run on, e.g. auto or ray://head:10001 (default: a local Ray instance)")
     p.set_defaults(func=_cmd_sweep)
 
-    p = sub.add_parser("figures", help="run the notebook suite with papermill and write every figure")
-    p.add_argument("--profile", default="quick")
+    p = sub.add_parser("figures", help="run the notebook suite with papermill and write every figure and "
+                       "figures/index.html")
+    p.add_argument("--profile", default="reference",
+                   help="reference (default: the shipped laptop runs, nothing trained) | ci | quick | laptop | paper")
     p.add_argument("--output", default="figures", help="folder for executed notebooks and figures")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--notebooks", nargs="+", default=None, help="subset, e.g. 01 03_lower_bound")
     p.add_argument("--taus", nargs="+", type=float, default=[0.04],
                    help="LogitNorm temperatures; the first is compared with CE (default 0.04)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds of every run (default 0)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="seeds of every run (default: every seed the reference runs have, else 0)")
     p.add_argument("--data", default=None, help="dataset root (default $LNLAB_DATA or data/)")
     p.add_argument("--runs", default=None, help="run-cache root (default $LNLAB_RUNS or runs/)")
     p.set_defaults(func=_cmd_figures)
 
-    p = sub.add_parser("export", help="write finished runs without their weights (history + logits) to share them")
+    p = sub.add_parser("export", help="write finished runs as portable folders (history + logits, --weights: "
+                       "float16 weights too) to share or ship them")
     p.add_argument("runs_to_export", nargs="+", metavar="RUNS", help="run folders or run-cache keys")
     p.add_argument("--to", required=True, help="folder that receives one <key>/ folder per run")
     p.add_argument("--sets", nargs="+", default=None,
                    help="evaluation sets to store (default: test, the run's OOD sets available here, train, "
                         "and val + gaussian_val when the run holds training images out)")
+    p.add_argument("--weights", action="store_true", help="also store the final weights in float16 (weights.npz)")
     p.add_argument("--runs", default=None, help="run-cache root for keys (default $LNLAB_RUNS or runs/)")
     p.set_defaults(func=_cmd_export)
 
@@ -100,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_args(p: argparse.ArgumentParser, loss: bool = True) -> None:
-    p.add_argument("--profile", default="ci", help="ci | quick | paper | reference (lnlab.profiles)")
+    p.add_argument("--profile", default="ci", help="ci | quick | laptop | paper | reference (lnlab.profiles)")
     if loss:
         p.add_argument("--loss", default="ce", help="ce | logitnorm")
         p.add_argument("--tau", type=float, default=None, help="LogitNorm temperature (default 0.04)")
@@ -148,21 +156,23 @@ def _parse_value(text: str) -> Any:
 
 # ---------------------------------------------------------------------- commands
 def _not_reference(args: argparse.Namespace) -> None:
-    """The reference runs are loaded, never trained (they are made on a GPU at the paper's scale)."""
+    """The reference profile's runs are loaded, never trained (their recipe trains as its own profile)."""
     from lnlab.profiles import REFERENCE
 
     if args.profile == REFERENCE:
         raise ValueError(f"the {REFERENCE} profile's runs are shipped, never trained here: read them with "
-                         f"`lnlab eval --profile {REFERENCE}` or `lnlab figures --profile {REFERENCE}`")
+                         f"`lnlab eval --profile {REFERENCE}`, or train their recipe with `--profile laptop`")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from lnlab.runs import get_run
+    from lnlab.runs import forget_run, get_run
 
     _not_reference(args)
     columns = ["lr", "train_loss", "train_acc", "test_loss", "test_acc", "norm_train_mean", "norm_test_mean", "seconds"]
     for config in _configs(args):
-        run = get_run(config, root=args.runs, progress=not args.no_progress)
+        if args.force and forget_run(config, root=args.runs):
+            print(f"{config.label()} · seed {config.seed}: removed the cached run {config.key()}; training it again")
+        run = get_run(config, root=args.runs, progress=not args.no_progress, reference=not args.force)
         print(f"{config.label()} · seed {config.seed} · {config.model} · {'cached' if run.from_cache else 'trained'}"
               f" · {run.directory}")
         print(run.history_frame()[columns].to_string(float_format=lambda v: f"{v:.4g}"))
@@ -267,7 +277,8 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
     files = run_suite(profile=args.profile, output=args.output, device=args.device, notebooks=args.notebooks,
                       data_root=args.data, runs_root=args.runs,
-                      extra_parameters={"taus": args.taus, "seeds": check_seeds(args.seeds),
+                      extra_parameters={"taus": args.taus,
+                                        "seeds": None if args.seeds is None else check_seeds(args.seeds),
                                         "sweep_taus": list(DEFAULT_SWEEP)})
     print(f"{len(files)} figure files written to {args.output}")
     return 0
@@ -285,7 +296,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             folder = runs_root(args.runs) / name
             if not folder.is_dir():
                 raise ValueError(f"{name!r} is neither a run folder nor a key in the run cache {folder.parent}")
-        target = export_run(folder, args.to, sets=args.sets)
+        target = export_run(folder, args.to, sets=args.sets, weights=args.weights)
         size = sum(p.stat().st_size for p in target.iterdir() if p.is_file())
         print(f"{target}  {size / 1024:.0f} KiB")
     return 0

@@ -91,12 +91,18 @@ def entry_name(name: str, images: torch.Tensor) -> str:
 # --------------------------------------------------------------------------- cached per-run results
 
 
+def eval_directory(run: Any) -> Path:
+    """Where a run's computed results are cached: ``<run>/eval/``, or for a read-only shipped run
+    (``run.eval_home``, a folder in the run cache) ``<eval_home>/eval/``."""
+    return Path(getattr(run, "eval_home", None) or run.directory) / EVAL_DIR
+
+
 def logits_for(run: Any, name: str) -> torch.Tensor:
     """Float32 raw logits of ``run`` on evaluation set ``name``, computed once from the saved weights."""
     memo = run.__dict__.setdefault("_eval_memo", {})
     if ("logits", name) not in memo:
         data = eval_set(run.config, name)
-        path = Path(run.directory) / EVAL_DIR / f"logits-{entry_name(name, data.images)}.pt"
+        path = eval_directory(run) / f"logits-{entry_name(name, data.images)}.pt"
         memo[("logits", name)] = cached_tensor(path, lambda: _infer(run, data.images))
     return memo[("logits", name)]
 
@@ -130,10 +136,13 @@ def score_values(run: Any, score_name: str, name: str, settings: Mapping[str, fl
                          "the run here")
     memo = run.__dict__.setdefault("_eval_memo", {})
     key = (score_name, name, json.dumps(settings, sort_keys=True))
+    shipped = getattr(run, "stored_score", lambda *args: None)(score_name, name, settings)
+    if shipped is not None:  # a shipped run carries its weight-based scores (lnlab.portable)
+        return shipped
     if key not in memo:
         data = eval_set(run.config, name)
         tag = hashlib.sha256(key[2].encode()).hexdigest()[:8]
-        path = Path(run.directory) / EVAL_DIR / f"{score_name}-{tag}-{entry_name(name, data.images)}.pt"
+        path = eval_directory(run) / f"{score_name}-{tag}-{entry_name(name, data.images)}.pt"
         memo[key] = cached_tensor(path, lambda: _model_scores(run, score_name, data.images, settings))
     return memo[key]
 

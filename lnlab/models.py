@@ -213,6 +213,14 @@ _MODELS: dict[str, tuple[Callable[..., nn.Module], str]] = {
 }
 
 
+def build_for(config: Any, num_classes: int) -> nn.Module:
+    """The network of a ``TrainConfig`` (``model``, ``model_width``, ``model_depth``), initialised from
+    ``config.seed``."""
+    kwargs = {} if config.model_depth is None else {"depth": config.model_depth}
+    torch.manual_seed(config.seed)
+    return build_model(config.model, num_classes, width=config.model_width, **kwargs)
+
+
 def available_models() -> list[str]:
     """Names accepted by :func:`build_model`."""
     return list(_MODELS)

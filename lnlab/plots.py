@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogFormatter
 
 from lnlab.atomic import atomic_write
 from lnlab.paths import figures_root
@@ -120,6 +122,135 @@ def norm_splits(frame: pd.DataFrame) -> list[str]:
     return sorted(found, key=lambda s: (order.get(s, 2), found.index(s)))
 
 
+def default_norm_sets(histories: Iterable[Any]) -> list[str]:
+    """The sets a norm figure or table shows by default: train, test, then the OOD sets, every set any
+    of ``histories`` (Runs, DataFrames) has, in the order a run tracked them (``Run.history_sets``;
+    column order for plain data); not the validation sets ("val", "gaussian_val", "val_pixels", …),
+    which stay drawable on request (``splits=[...]``)."""
+    from lnlab.splits import VALIDATION_OOD_SETS
+
+    hidden = {"val", *VALIDATION_OOD_SETS}
+    found: list[str] = []
+    for history in histories:
+        own = history.history_sets if hasattr(history, "history_sets") else norm_splits(history_frame(history))
+        found += [s for s in own if s not in hidden and s not in found]
+    order = {"train": 0, "test": 1}
+    return sorted(found, key=lambda s: (order.get(s, 2), found.index(s)))
+
+
+# What a user can do about a set missing from a run's per-epoch history (the end of one warning line).
+NO_HISTORY_HINT = ("history is recorded while training (retrain it for full history: `lnlab train --force`); "
+                   "final norms of a new set come from the weights (`Run.logits_for`)")
+
+
+def _has_set(frame: pd.DataFrame, name: str) -> bool:
+    column = f"norm_{name}_mean"
+    return column in frame.columns and bool(frame[column].notna().any())
+
+
+def _describe(label: str, source: Any, seed: bool = False) -> str:
+    """How a warning names a run: ``"CE (run 1f2e…)"``, ``"CE seed 1 (run …)"``, or the label of plain data."""
+    if not hasattr(source, "history_frame") or isinstance(source, pd.DataFrame):
+        return label
+    name = f"{label} seed {source.config.seed}" if seed else label
+    key = getattr(source, "key", None)
+    return f"{name} (run {key})" if key else name
+
+
+def _members(label: str, source: Any) -> list[tuple[str, pd.DataFrame, Any]]:
+    """``(description, history, source)`` of each run behind a label (one per seed of a ``Seeds`` list)."""
+    if isinstance(source, list) and source and all(hasattr(run, "history_frame") for run in source):
+        return [(_describe(label, run, seed=len(source) > 1), run.history_frame(), run) for run in source]
+    return [(_describe(label, source), history_frame(source), source)]
+
+
+def _asked_sets(members: Mapping[str, Sequence[tuple[str, pd.DataFrame, Any]]], splits: Sequence[str] | None) -> list[str]:
+    """``splits``, or by default :func:`default_norm_sets` of every run behind ``members``."""
+    if splits is not None:
+        return list(splits)
+    return default_norm_sets(source if hasattr(source, "history_sets") else frame
+                             for group in members.values() for _, frame, source in group)
+
+
+def _lacking(members: Mapping[str, Sequence[tuple[str, pd.DataFrame, Any]]], sets: Sequence[str]) -> dict[str, list[str]]:
+    """``{run description: [asked-for sets its history lacks]}`` (runs lacking none left out)."""
+    lacking = {}
+    for group in members.values():
+        for description, frame, _ in group:
+            missing = [s for s in sets if not _has_set(frame, s)]
+            if missing:
+                lacking[description] = missing
+    return lacking
+
+
+def _seed_frames(members: Mapping[str, Sequence[tuple[str, pd.DataFrame, Any]]]) -> tuple[dict[str, pd.DataFrame], int]:
+    """The history drawn per label (one run's, or the seeds' mean and range: :func:`seed_spread`) and
+    the largest number of seeds of a label."""
+    seeds = max(len(group) for group in members.values())
+    if seeds == 1:
+        return {label: group[0][1] for label, group in members.items()}, 1
+    return {label: seed_spread([frame for _, frame, _ in group]) for label, group in members.items()}, seeds
+
+
+def _drawable_sets(frames: Mapping[str, pd.DataFrame], members: Mapping[str, Sequence[tuple[str, pd.DataFrame, Any]]],
+                   asked: Sequence[str]) -> list[str]:
+    """The asked-for sets some history has (ValueError if none); one warning line for what runs lack."""
+    shown = [s for s in asked if any(_has_set(frame, s) for frame in frames.values())]
+    if not shown:
+        raise ValueError(f"no history has a norm_<split>_mean column for {list(asked)}; pass splits from "
+                         f"{sorted({s for f in frames.values() for s in norm_splits(f)})}")
+    lacking = _lacking(members, asked)
+    if lacking:
+        runs = "; ".join(f"{description} has no per-epoch history for {sets}" for description, sets in lacking.items())
+        warnings.warn(f"{runs}: {NO_HISTORY_HINT}", stacklevel=3)
+    return shown
+
+
+def recipe_line(runs: Any) -> str | None:
+    """The recipe and seeds a figure shows, e.g. ``"laptop recipe: airnet, 30 epochs, cpu · seeds 0, 1, 2"``.
+
+    ``runs``: ``{label: Run or Seeds}``, a list of Runs, one Run or ``Seeds``. The profile is named when
+    the run's training fields are exactly a profile's (:mod:`lnlab.profiles`); the device is the one the
+    run was trained on (its provenance) where recorded. None for plain data (dicts of logits).
+    """
+    from lnlab.evaluate import runs_of
+
+    groups = runs.values() if isinstance(runs, Mapping) else [runs] if hasattr(runs, "config") else runs
+    members = [run for group in groups for run in runs_of(group) if hasattr(run, "config")]
+    if not members:
+        return None
+    recipes = " | ".join(dict.fromkeys(_recipe(run) for run in members))
+    seeds = sorted({int(run.config.seed) for run in members})
+    return f"{recipes} · seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
+def _recipe(run: Any) -> str:
+    config = run.config
+    device = (getattr(run, "provenance", None) or {}).get("device") or config.resolved_device()
+    profile = _profile_of(config)
+    return f"{profile + ' ' if profile else ''}recipe: {config.model}, {config.epochs} epochs, {device}"
+
+
+def _profile_of(config: Any) -> str | None:
+    """The profile whose training fields ``config`` has (loss, τ, seed, device and evaluation fields aside)."""
+    from lnlab.config import EVALUATION_FIELDS
+    from lnlab.profiles import PROFILES, make_config
+
+    own = {name: getattr(config, name) for name in ("loss", "tau", "seed", "device", "data_root", *EVALUATION_FIELDS)}
+    for name in PROFILES:
+        try:
+            if make_config(name, **own) == config:
+                return name
+        except ValueError:
+            continue
+    return None
+
+
+def _subtitle(fig: Figure, text: str | None) -> None:
+    if text:
+        fig.suptitle(text, fontsize=7, color="0.35")
+
+
 def _to_numpy(values: Any) -> np.ndarray:
     if hasattr(values, "detach"):
         values = values.detach().float().cpu().numpy()
@@ -153,14 +284,23 @@ def score_sets(runs: Mapping[str, Any], ood: str, score_name: str = "msp",
 
 
 def norm_table(histories: Mapping[str, Any], splits: Sequence[str] | None = None) -> pd.DataFrame:
-    """Mean logit norm per run and split at the first and the last epoch, and their ratio (growth)."""
+    """Mean logit norm per run and split at the first and the last epoch, and their ratio (growth).
+
+    ``histories`` maps a label to a history, a Run or ``Seeds`` (its first seed). ``splits`` defaults
+    to :func:`default_norm_sets`; a set a history lacks is left out with one warning saying why.
+    """
+    first = {label: h[0] if isinstance(h, list) and h and hasattr(h[0], "history_frame") else h
+             for label, h in histories.items()}
+    members = {label: _members(label, h) for label, h in first.items()}
+    frames = {label: group[0][1] for label, group in members.items()}
+    sets = _drawable_sets(frames, members, _asked_sets(members, splits))
     rows = []
-    for label, history in histories.items():
-        frame = history_frame(history)
-        for split in splits or norm_splits(frame):
-            first, last = frame[f"norm_{split}_mean"].iloc[[0, -1]]
-            rows.append({"run": label, "split": split, "first epoch": first, "last epoch": last,
-                         "last / first": last / first})
+    for label, frame in frames.items():
+        for split in sets:
+            if _has_set(frame, split):
+                first_epoch, last_epoch = frame[f"norm_{split}_mean"].iloc[[0, -1]]
+                rows.append({"run": label, "split": split, "first epoch": first_epoch, "last epoch": last_epoch,
+                             "last / first": last_epoch / first_epoch})
     return pd.DataFrame(rows).set_index(["run", "split"]).round(3)
 
 
@@ -175,50 +315,76 @@ def save_table(table: pd.DataFrame, name: str, folder: str | os.PathLike | None 
 
 def plot_norm_vs_epoch(histories: Mapping[str, Any], splits: Sequence[str] | None = None,
                        log_y: bool = True, band: bool = True, width: float = DOUBLE_COLUMN,
-                       band_label: str = "10–90% of samples") -> Figure:
+                       band_label: str = "10–90% of samples", subtitle: str | None = None) -> Figure:
     """Mean raw logit norm ``‖f(x)‖₂`` vs epoch, one panel per split, one colour per run (paper Fig. 2 / Sec. 3).
 
     ``histories`` maps a label (e.g. ``"CE"``, ``"LogitNorm τ=0.04"``) to a history
     (DataFrame indexed by epoch, list of dicts, or a Run) with ``norm_<split>_{mean,p10,p90}``.
-    ``splits`` defaults to every split of the first history: train, ID test, then the OOD sets.
+    A ``Seeds`` list (several runs) draws the mean over seeds with their lowest-to-highest mean
+    norm as the band. ``splits`` defaults to :func:`default_norm_sets`: train, ID test, then the OOD
+    sets. A set some history lacks is drawn for the others, and one warning line names what is missing and why.
     The shaded band spans the 10th-90th percentile. A log y axis keeps CE's steady growth
-    visible next to LogitNorm's early spike.
+    visible next to LogitNorm's early spike. ``subtitle``: e.g. :func:`recipe_line`.
     """
     if not histories:
         raise ValueError("histories is empty: pass {label: history DataFrame}, e.g. {'CE': run.history_frame()}")
-    frames = {label: history_frame(h) for label, h in histories.items()}
-    splits = list(splits) if splits is not None else norm_splits(next(iter(frames.values())))
-    for label, frame in frames.items():
-        missing = [s for s in splits if f"norm_{s}_mean" not in frame.columns]
-        if missing:
-            raise ValueError(f"history {label!r} has no norm_<split>_mean column for {missing}; "
-                             f"pass splits from {norm_splits(frame)}")
+    members = {label: _members(label, h) for label, h in histories.items()}
+    frames, seeds = _seed_frames(members)
+    if seeds > 1:
+        band_label = f"range over {seeds} seeds"
+    splits = _drawable_sets(frames, members, _asked_sets(members, splits))
     nrows = math.ceil(len(splits) / 4)
     ncols = math.ceil(len(splits) / nrows)  # 6 splits: 2 x 3, not 2 x 4 with two empty panels
     with paper_style():
-        fig, axes = new_figure(ncols, nrows, width=width, height=1.9 * nrows + 0.4, sharey=True)
+        fig, axes = new_figure(ncols, nrows, width=width, height=1.9 * nrows + 0.4 + 0.2 * bool(subtitle),
+                               sharey=True)
         palette = colors(len(frames))
         for i, split in enumerate(splits):
             ax = axes.flat[i]
+            absent = []
             for color, (label, frame) in zip(palette, frames.items()):
+                if not _has_set(frame, split):
+                    absent.append(label)
+                    continue
                 epochs = frame.index.to_numpy()
                 ax.plot(epochs, frame[f"norm_{split}_mean"].to_numpy(), color=color, label=label, marker=".",
                         markersize=3)
                 if band and {f"norm_{split}_p10", f"norm_{split}_p90"} <= set(frame.columns):
                     ax.fill_between(epochs, frame[f"norm_{split}_p10"], frame[f"norm_{split}_p90"],
                                     color=color, alpha=0.2, linewidth=0)
+            if absent:
+                ax.text(0.97, 0.03, "no history: " + ", ".join(absent), transform=ax.transAxes, ha="right",
+                        va="bottom", fontsize=6, color="0.4")
             ax.set_title(_SPLIT_TITLES.get(split, f"OOD: {split}"))
             ax.set_xlabel("epoch")
             if log_y:
-                ax.set_yscale("log")
+                _log_y(ax)
         for ax in axes[:, 0]:
             ax.set_ylabel("logit norm ‖f(x)‖₂ (unitless)")
         for ax in axes.flat[len(splits):]:
             ax.set_visible(False)
-        handles, labels = axes.flat[0].get_legend_handles_labels()
+        handles = list(_unique_handles(axes.flat[:len(splits)]).values())
         handles.append(Patch(color="0.6", alpha=0.4, label=band_label))
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+        _subtitle(fig, subtitle)
     return fig
+
+
+def _log_y(ax: Axes) -> None:
+    """A log y axis labelled in plain numbers (5, 10, 50, not 5×10⁰, 10¹); minor ticks labelled only
+    when the axis spans about a decade or less (matplotlib's thinning)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+
+
+def _unique_handles(axes: Iterable[Axes]) -> dict[str, Any]:
+    """``{label: handle}`` of every labelled artist of ``axes``, first occurrence kept (a legend for the figure)."""
+    found: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            found.setdefault(label, handle)
+    return found
 
 
 # --------------------------------------------------------------------------- figure 2: score histograms
@@ -226,11 +392,12 @@ def plot_norm_vs_epoch(histories: Mapping[str, Any], splits: Sequence[str] | Non
 
 def plot_msp_histograms(id_scores: Mapping[str, Any], ood_scores: Mapping[str, Any], ood_name: str = "OOD",
                         score_name: str = "msp", metrics: Mapping[str, Mapping[str, float]] | None = None,
-                        bins: int = 40, width: float = DOUBLE_COLUMN) -> Figure:
+                        bins: int = 40, width: float = DOUBLE_COLUMN, subtitle: str | None = None) -> Figure:
     """Density of a score on ID test vs OOD data, one panel per run (CE left, LogitNorm right; paper Fig. 1/3).
 
     ``id_scores`` / ``ood_scores`` map the same run labels to 1-D score arrays (higher = more ID).
     Each panel prints FPR95 and AUROC in % (from ``metrics`` or :func:`lnlab.metrics.ood_metrics`).
+    ``subtitle``: e.g. :func:`recipe_line`.
     """
     if not id_scores or set(id_scores) != set(ood_scores):
         raise ValueError("pass id_scores and ood_scores as dicts with the same run labels, "
@@ -260,6 +427,7 @@ def plot_msp_histograms(id_scores: Mapping[str, Any], ood_scores: Mapping[str, A
             ax.set_ylabel("density (1 / score unit)")
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
+        _subtitle(fig, subtitle)
     return fig
 
 
@@ -384,7 +552,8 @@ def label_runs(runs: Iterable[Any]) -> dict[str, Any]:
 
 
 def plot_runs_norm_vs_epoch(runs: Mapping[str, Any] | Iterable[Any], **kwargs: Any) -> Figure:
-    """:func:`plot_norm_vs_epoch` from Runs (a dict ``{label: Run or Seeds}`` or a list of Runs).
+    """:func:`plot_norm_vs_epoch` from Runs (a dict ``{label: Run or Seeds}`` or a list of Runs), with the
+    recipe and seeds as its subtitle (:func:`recipe_line`).
 
     With several seeds per label the line is the mean over seeds and the band spans the seeds'
     lowest to highest mean norm (the spread over seeds) instead of the sample percentiles.
@@ -392,12 +561,8 @@ def plot_runs_norm_vs_epoch(runs: Mapping[str, Any] | Iterable[Any], **kwargs: A
     from lnlab.evaluate import runs_of
 
     runs = runs if isinstance(runs, Mapping) else label_runs(runs)
-    groups = {label: runs_of(group) for label, group in runs.items()}
-    if all(len(g) == 1 for g in groups.values()):
-        return plot_norm_vs_epoch({label: g[0].history_frame() for label, g in groups.items()}, **kwargs)
-    frames = {label: seed_spread([run.history_frame() for run in g]) for label, g in groups.items()}
-    seeds = max(len(g) for g in groups.values())
-    return plot_norm_vs_epoch(frames, band_label=f"range over {seeds} seeds", **kwargs)
+    kwargs.setdefault("subtitle", recipe_line(runs))
+    return plot_norm_vs_epoch({label: runs_of(group) for label, group in runs.items()}, **kwargs)
 
 
 def seed_spread(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -413,9 +578,191 @@ def seed_spread(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 def plot_runs_histograms(runs: Mapping[str, Any], ood: str, score_name: str = "msp",
                          temperature: float | None = None, **kwargs: Any) -> Figure:
-    """:func:`plot_msp_histograms` from cached logits of Runs (or dicts of logits)."""
+    """:func:`plot_msp_histograms` from cached logits of Runs (or dicts of logits), first seed of a ``Seeds``,
+    with the recipe and seed as its subtitle (:func:`recipe_line`)."""
+    from lnlab.evaluate import runs_of
+
     id_scores, ood_scores = score_sets(runs, ood, score_name, temperature)
+    kwargs.setdefault("subtitle", recipe_line({label: runs_of(group)[0] for label, group in runs.items()}))
     return plot_msp_histograms(id_scores, ood_scores, ood_name=ood, score_name=score_name, **kwargs)
+
+
+# --------------------------------------------------------------------------- what the loss sees: effective norm
+
+
+def plot_effective_norm(runs: Mapping[str, Any] | Iterable[Any], splits: Sequence[str] = ("train", "test"),
+                        log_y: bool = True, width: float = DOUBLE_COLUMN) -> Figure:
+    """The logit norm each loss sees next to the raw norm, per epoch (paper Eq. 6-7, Sec. 4).
+
+    CE applies softmax to the raw logits, so it sees ``‖f‖`` (solid). LogitNorm applies it to
+    ``f / (τ‖f‖)``, whose norm is exactly ``1/τ`` for every input and epoch (solid, flat): the loss
+    controls that and nothing else. Its raw norm ``‖f‖`` (dashed) is what MSP and the other scores
+    read (raw logits, as in the official code); it is not what the loss sees, so a LogitNorm raw norm
+    above CE's is no contradiction. ``runs``: ``{label: Run or Seeds}`` (seeds: their mean) or a list
+    of Runs; one panel per set of ``splits`` (sets a run lacks: one warning line, as in
+    :func:`plot_norm_vs_epoch`). Subtitle: :func:`recipe_line`.
+    """
+    from lnlab.evaluate import runs_of
+
+    runs = runs if isinstance(runs, Mapping) else label_runs(runs)
+    groups = {label: runs_of(group) for label, group in runs.items()}
+    if not groups or not all(hasattr(run, "config") and hasattr(run, "history_frame")
+                             for group in groups.values() for run in group):
+        raise ValueError("pass Runs, e.g. suite.main_pair(runs): the effective norm needs each run's loss and τ "
+                         "(run.config) and its history")
+    members = {label: _members(label, group) for label, group in groups.items()}
+    frames, _ = _seed_frames(members)
+    shown = _drawable_sets(frames, members, list(splits))
+    with paper_style():
+        n = len(shown)
+        fig, axes = new_figure(n, 1, width=width if n > 1 else SINGLE_COLUMN * 1.4, height=2.9, sharey=True)
+        palette = colors(len(frames))
+        for ax, split in zip(axes.flat, shown):
+            for color, (label, frame) in zip(palette, frames.items()):
+                if not _has_set(frame, split):
+                    continue
+                epochs, raw = frame.index.to_numpy(), frame[f"norm_{split}_mean"].to_numpy()
+                config = groups[label][0].config
+                if str(config.loss).lower() == "ce":
+                    ax.plot(epochs, raw, color=color, marker=".", markersize=3,
+                            label=f"{label}: raw ‖f‖ (no normalisation: what CE sees)")
+                    continue
+                tau = float(config.tau)
+                ax.plot(epochs, np.full(len(epochs), 1.0 / tau), color=color,
+                        label=f"{label}: ‖f/(τ‖f‖)‖ = 1/τ = {1 / tau:g} (what the loss sees)")
+                ax.plot(epochs, raw, color=color, linestyle="--", marker=".", markersize=3,
+                        label=f"{label}: raw ‖f‖ (not what the loss sees; scores use it)")
+            ax.set_title(_SPLIT_TITLES.get(split, f"OOD: {split}"))
+            ax.set_xlabel("epoch")
+            if log_y:
+                _log_y(ax)
+        axes[0, 0].set_ylabel("logit norm (unitless)")
+        handles = list(_unique_handles(axes.flat).values())
+        fig.legend(handles=handles, loc="outside lower center", ncols=1 if n == 1 else 2, frameon=False)
+        _subtitle(fig, recipe_line(runs))
+    return fig
+
+
+# --------------------------------------------------------------------------- overconfidence along training
+
+
+_SHORT_SCORES = {"msp": "MSP", "energy": "energy", "max_logit": "max logit", "logit_norm": "‖f‖"}
+
+
+def snapshot_metrics(runs: Mapping[str, Any] | Iterable[Any], oods: Sequence[str] | None = None,
+                     score_name: str = "msp", temperature: float | None = None) -> pd.DataFrame:
+    """A score's OOD metrics at each epoch whose logits a run stores (``Run.snapshot_epochs``).
+
+    ``runs``: ``{label: Run or Seeds}`` or a list of Runs; ``oods`` default to :func:`ood_names`.
+    Long format, one row per (run, seed, epoch, set, metric): ``metric`` is ``"fpr95"`` and
+    ``"auroc"`` (fractions, :func:`lnlab.metrics.ood_metrics` of ID test vs the OOD set) for each
+    OOD set, and ``"mean_score"`` (mean of the score, e.g. mean MSP) for the test set and each OOD
+    set. Logit scores only (:data:`lnlab.scores.LOGIT_SCORES`); logits a run does not store are
+    skipped with one warning line.
+    """
+    from lnlab.evaluate import runs_of
+    from lnlab.metrics import ood_metrics
+    from lnlab.scores import LOGIT_SCORES, score
+
+    if score_name not in LOGIT_SCORES:
+        raise ValueError(f"score {score_name!r} needs the network at every epoch; pass one of {list(LOGIT_SCORES)}")
+    runs = runs if isinstance(runs, Mapping) else label_runs(runs)
+    groups = {label: runs_of(group) for label, group in runs.items()}
+    if not groups or not all(hasattr(run, "snapshot_epochs") for group in groups.values() for run in group):
+        raise ValueError("pass Runs (lnlab.runs.Run): logits along training are stored with a run (Run.snapshot)")
+    oods = list(oods) if oods is not None else ood_names(runs)
+    kwargs = {} if temperature is None else {"temperature": temperature}
+    rows, lacking, last_only = [], {}, []
+    for label, group in groups.items():
+        for run in group:
+            description = _describe(label, run, seed=len(group) > 1)
+            if len(run.snapshot_epochs) == 1:
+                last_only.append(description)
+            for epoch in run.snapshot_epochs:
+                values = {}
+                for name in ("test", *oods):
+                    try:
+                        logits = run.snapshot(epoch, name)
+                    except ValueError:  # not stored at this epoch (or, without weights, at all)
+                        lacking.setdefault(description, {}).setdefault(name, []).append(epoch)
+                        continue
+                    values[name] = _to_numpy(score(score_name, logits, **kwargs))
+                if "test" not in values:
+                    continue
+                seed = int(run.config.seed)
+                for name, scores in values.items():
+                    rows.append((label, seed, epoch, name, "mean_score", float(scores.mean())))
+                    if name != "test":
+                        m = ood_metrics(values["test"], scores)
+                        rows += [(label, seed, epoch, name, "fpr95", m["fpr95"]),
+                                 (label, seed, epoch, name, "auroc", m["auroc"])]
+    notes = [f"{d} has no stored logits of {name} at epochs {e}" for d, sets in lacking.items()
+             for name, e in sets.items()]
+    notes += [f"{d} stores logits at its last epoch only" for d in last_only]
+    if notes:
+        warnings.warn("; ".join(notes) + ": logits along training are stored while training (the test and "
+                      "tracked OOD sets at 10/25/50/100% of the epochs; runs of older code keep the last epoch "
+                      "only); retrain a run for them: `lnlab train --force`", stacklevel=2)
+    return pd.DataFrame(rows, columns=["run", "seed", "epoch", "set", "metric", "value"])
+
+
+def plot_metrics_vs_epoch(runs: Mapping[str, Any] | Iterable[Any] | pd.DataFrame, oods: Sequence[str] | None = None,
+                          score_name: str = "msp", temperature: float | None = None,
+                          width: float = DOUBLE_COLUMN) -> Figure:
+    """How overconfidence develops: FPR95, AUROC and the mean score against the epoch (paper Sec. 3, Fig. 1).
+
+    One column per OOD set; rows: FPR95 and AUROC of ``score_name`` (ID test vs that set, in %),
+    and the mean score on the set (solid) and on the ID test set (dotted). One colour per run; with
+    several seeds (``Seeds``) the line is their mean and the band their range. Points are the
+    epochs whose logits the runs store (:func:`snapshot_metrics`; or pass its table). Subtitle:
+    :func:`recipe_line`.
+    """
+    table = runs if isinstance(runs, pd.DataFrame) else snapshot_metrics(runs, oods, score_name, temperature)
+    subtitle = None if isinstance(runs, pd.DataFrame) else recipe_line(
+        runs if isinstance(runs, Mapping) else label_runs(runs))
+    sets = [name for name in dict.fromkeys(table["set"]) if name != "test" and (oods is None or name in oods)]
+    if not sets:
+        raise ValueError("no OOD set with stored logits to draw: pass oods=[...] that the runs store")
+    labels = list(dict.fromkeys(table["run"]))
+    stats = table.groupby(["run", "set", "metric", "epoch"])["value"].agg(["mean", "min", "max"])
+    seeds = int(table.groupby("run")["seed"].nunique().max())
+    short = _SHORT_SCORES.get(score_name, score_name)
+    unit = "probability" if score_name == "msp" else "logit units"
+    panels = [("fpr95", 100.0, f"FPR95 of {short} (%)\nlower is better"),
+              ("auroc", 100.0, f"AUROC of {short} (%)\nhigher is better"),
+              ("mean_score", 1.0, f"mean {short} ({unit})")]
+    with paper_style():
+        fig, axes = new_figure(len(sets), 3, width=width, height=5.0, sharex=True, sharey="row")
+        palette = dict(zip(labels, colors(len(labels))))
+        epochs = sorted(table["epoch"].unique())
+        for j, name in enumerate(sets):
+            for i, (metric, scale, _) in enumerate(panels):
+                ax = axes[i, j]
+                for label in labels:
+                    for shown, style in [(name, "-")] + ([("test", ":")] if metric == "mean_score" else []):
+                        if (label, shown, metric) not in stats.index:
+                            continue
+                        s = stats.loc[(label, shown, metric)]
+                        ax.plot(s.index, scale * s["mean"], color=palette[label], linestyle=style, marker="o",
+                                markersize=3, label=label if style == "-" else None)
+                        if seeds > 1:
+                            ax.fill_between(s.index, scale * s["min"], scale * s["max"], color=palette[label],
+                                            alpha=0.2, linewidth=0)
+                if metric == "auroc":
+                    ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
+                ax.set_xticks(epochs)
+            axes[0, j].set_title(f"OOD: {name}")
+            axes[-1, j].set_xlabel("epoch (with stored logits)")
+        for i, (_, _, ylabel) in enumerate(panels):
+            axes[i, 0].set_ylabel(ylabel)
+        handles = list(_unique_handles(axes.flat).values())
+        handles += [Line2D([], [], color="0.3", linestyle=":", label=f"bottom row: solid on the OOD set, dotted on ID test"),
+                    Line2D([], [], color="0.5", linestyle="--", linewidth=0.8, label="AUROC 50%: chance")]
+        if seeds > 1:
+            handles.append(Patch(color="0.6", alpha=0.4, label=f"range over {seeds} seeds"))
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False)
+        _subtitle(fig, subtitle)
+    return fig
 
 
 # --------------------------------------------------------------------------- τ study

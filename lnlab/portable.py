@@ -1,24 +1,32 @@
-"""Portable runs: a finished run without its weights (what it recorded and its logits), to share and ship.
+"""Portable runs: a finished run as a small folder of plain files (what it recorded, its logits, and
+optionally its weights in float16), to share and ship.
 
-A paper-scale run (WRN-40-2, 200 epochs, paper Sec. 5.1) needs a GPU, but its figures need only
-what it recorded and its raw logits: the logit norm per epoch (Fig. 1), the MSP histograms (Fig. 3),
-the OOD table on logit scores (Table 1), the final loss against its bound (Prop. 3). ``export_run``
-writes them as a folder ``<to>/<key>/``:
+A long run (the paper's WRN-40-2 for 200 epochs on a GPU, paper Sec. 5.1; the ``laptop`` recipe for
+30 CPU-minutes) is trained once, but its figures need only what it recorded and its raw logits: the
+logit norm per epoch (Fig. 1), the MSP histograms (Fig. 3), the OOD table on logit scores (Table 1),
+the final loss against its bound (Prop. 3). ``export_run`` writes them as a folder ``<to>/<key>/``:
 
 - ``run.json``: key, config (``ood`` lists the OOD sets stored, ``device`` is the device type it
   trained on, so ``key()`` gives the same key on any machine), canonical config, per-epoch history
   (losses, accuracies, logit-norm statistics), classes, final train loss, provenance (lnlab
   ``__version__``, ``ENGINE_VERSION``, git commit, device, wall time) and the stored sets in order,
-  each with the fingerprint of its images (``lnlab.evaluate.fingerprint``), its size and dtype;
+  each with the fingerprint of its images (``lnlab.evaluate.fingerprint``), its size and dtype; the
+  sets its per-epoch history covers (``history_sets``) and the snapshot epochs stored;
 - ``logits.npz``: numpy arrays only (read without pickle): float16 raw logits per set (float32
-  where a value would overflow float16) and int16 / int64 labels of the ID sets;
-- ``manifest.json``, written last: format version and the sha256 of the two files above.
+  where a value would overflow float16), int16 / int64 labels of the ID sets, and the test and OOD
+  logits at the snapshot epochs (``lnlab.train.SNAPSHOT_FRACTIONS``);
+- ``weights.npz`` (``weights=True``): the final state dict, floating tensors in float16 (a 0.49M
+  parameter ``airnet`` is about 1 MB), so that ODIN, GradNorm and new sets work on the run too;
+- ``manifest.json``, written last: format version and the sha256 of the files above.
 
 ``load_portable`` verifies a folder and returns a :class:`PortableRun`, a :class:`lnlab.runs.Run`
-that reads the stored sets and cannot compute new ones (no weights). ``import_runs`` copies exports
+that reads the stored sets; with weights it computes other sets and weight-based scores (float32
+network from the float16 weights; results cached in the run cache, never in the shipped folder),
+without them it cannot. ``import_runs`` copies exports
 into the run cache, where ``get_run`` loads them under their key and never retrains them.
-``reference_root()`` is the read-only reference source that ``get_run`` falls back to, and whose
-recipe is the ``reference`` profile (``reference_config``).
+``reference_root()`` is the read-only reference source that ``get_run`` falls back to: one folder per
+recipe (``laptop/``: CPU-trained; a GPU-trained ``paper``-scale recipe can sit beside it), each holding
+runs of one recipe; ``reference_config(recipe=…)`` is the ``reference`` profile.
 """
 
 from __future__ import annotations
@@ -27,7 +35,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,25 +50,28 @@ from lnlab.paths import runs_root
 from lnlab.runs import MANIFEST, CacheError, Run, load_run, replace_folder
 
 __all__ = ["PortableRun", "export_run", "load_portable", "import_runs", "reference_root", "reference_config",
-           "is_portable", "find_portable", "check_reference_choice", "default_sets"]
+           "reference_recipes", "reference_runs", "shipped_run", "reference_seeds", "reference_taus", "is_portable", "find_portable",
+           "check_reference_choice", "default_sets", "DEFAULT_RECIPE"]
 
-FORMAT, FORMAT_VERSION = "lnlab-portable-run", 1
-RUN_FILE, LOGITS_FILE = "run.json", "logits.npz"
-PORTABLE_FILES = (RUN_FILE, LOGITS_FILE)
+FORMAT, FORMAT_VERSION = "lnlab-portable-run", 2  # 2: snapshots, history_sets, optional weights.npz
+RUN_FILE, LOGITS_FILE, WEIGHTS_FILE = "run.json", "logits.npz", "weights.npz"
+PORTABLE_FILES = (RUN_FILE, LOGITS_FILE)  # always there; WEIGHTS_FILE when exported with weights
+DEFAULT_RECIPE = "laptop"  # the recipe the ``reference`` profile reads when the source holds several
 VARYING = ("loss", "tau", "seed")  # what may differ between the runs of one reference recipe
 # The field that picks the images of each set (the others are fixed by the training fields).
 _IMAGES_FIELD = {"test": "test_subset_per_class", "train": "norm_subset", "val": None}
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
-_NO_REFERENCE = ("no reference runs shipped yet: they are produced on a GPU; import runs with `lnlab import` "
-                 "or pick ci|quick|paper")
+_NO_REFERENCE = ("no reference runs here: import runs with `lnlab import`, set $LNLAB_REFERENCE, "
+                 "or pick a trainable profile (ci|quick|laptop|paper)")
 
 
 @dataclass(repr=False, eq=False)
 class PortableRun(Run):
-    """A run without weights: its history and the logits of the stored sets (module docstring).
+    """A shipped run: its history, the logits of the stored sets, and maybe its weights (module docstring).
 
     ``stored`` describes each stored set (fingerprint, count, dtype); ``trained`` is the config
     the run was exported with (its evaluation fields say which images the stored sets are).
+    ``eval_home``: the run-cache folder where results computed from its weights are kept.
     """
 
     stored: dict[str, dict] = field(default_factory=dict)
@@ -69,10 +79,25 @@ class PortableRun(Run):
     meta: dict = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     from_cache: bool = True
+    eval_home: Path | None = None
 
     @property
     def has_weights(self) -> bool:
-        return False
+        return WEIGHTS_FILE in self.meta.get("_files", ())
+
+    @property
+    def recipe(self) -> str | None:
+        """The reference recipe folder the run was loaded from (None outside the reference source)."""
+        parent = Path(self.directory).parent
+        return parent.name if parent.parent == reference_root() else None
+
+    def _snapshots(self) -> dict[int, dict[str, torch.Tensor]]:
+        memo = self.__dict__
+        if "_snapshot_memo" not in memo:
+            memo["_snapshot_memo"] = {
+                int(epoch): {name: torch.from_numpy(self.arrays[key].astype(np.float32)) for name, key in sets.items()}
+                for epoch, sets in self.meta.get("snapshots", {}).items()}
+        return memo["_snapshot_memo"]
 
     @property
     def sets(self) -> list[str]:
@@ -80,7 +105,12 @@ class PortableRun(Run):
         return list(self.stored)
 
     def logits_for(self, name: str) -> torch.Tensor:
-        """The stored float32 raw logits of set ``name`` (ValueError for a set not stored)."""
+        """The stored float32 raw logits of set ``name``; another set is computed from the weights if the
+        run has them (``lnlab.evaluate.logits_for``), else ValueError."""
+        if self.has_weights and not self._stored_matches(name):
+            from lnlab.evaluate import logits_for
+
+            return logits_for(self, name)
         self._check_stored(name)
         memo = self.__dict__.setdefault("_eval_memo", {})
         if ("logits", name) not in memo:
@@ -89,15 +119,44 @@ class PortableRun(Run):
 
     def labels_for(self, name: str) -> torch.Tensor:
         """The stored labels of an ID set ("test", "val", "train")."""
+        if self.has_weights and not self._stored_matches(name):
+            from lnlab.evaluate import labels_for
+
+            return labels_for(self, name)
         self._check_stored(name)
         if self.stored[name].get("labels") is None:
             raise ValueError(f"{name!r} is an OOD set and has no labels; pass 'test', 'val' or 'train'")
         return torch.from_numpy(self.arrays[self.stored[name]["labels"]].astype(np.int64))
 
     def model(self) -> nn.Module:
-        raise ValueError(f"run {self.key} ({self.config.label()}) has no weights: it is a portable run (history and "
-                         "logits only); scores that need the network (ODIN, GradNorm) and new sets need the run "
-                         "trained here (`lnlab train`)")
+        """The network with its shipped weights (float16 on disk, float32 here), on CPU, in eval mode."""
+        if not self.has_weights:
+            raise ValueError(f"run {self.key} ({self.config.label()}) has no weights: it is a portable run (history "
+                             "and logits only); scores that need the network (ODIN, GradNorm) and new sets need the "
+                             "run trained here (`lnlab train`)")
+        from lnlab.models import build_for
+
+        with np.load(Path(self.directory) / WEIGHTS_FILE, allow_pickle=False) as npz:
+            state = {name: torch.from_numpy(npz[name].astype(np.float32) if npz[name].dtype == np.float16 else npz[name])
+                     for name in npz.files}
+        net = build_for(self.config, len(self.classes))
+        net.load_state_dict(state)
+        return net.eval()
+
+    def stored_score(self, score_name: str, name: str, settings: dict) -> torch.Tensor | None:
+        """The shipped values of a weight-based score (ODIN, GradNorm) on a stored set, if exported with
+        exactly these ``settings``; else None (then it is computed from the weights)."""
+        entry = self.meta.get("scores", {}).get(score_name)
+        if not entry or entry["settings"] != dict(settings) or name not in entry["sets"] or not self._stored_matches(name):
+            return None
+        return torch.from_numpy(self.arrays[entry["sets"][name]].astype(np.float32))
+
+    def _stored_matches(self, name: str) -> bool:
+        try:
+            self._check_stored(name)
+            return True
+        except ValueError:
+            return False
 
     def _check_stored(self, name: str) -> None:
         if name not in self.stored:
@@ -115,11 +174,15 @@ class PortableRun(Run):
 # --------------------------------------------------------------------------- export
 
 
-def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequence[str] | None = None) -> Path:
+def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequence[str] | None = None,
+               weights: bool = False) -> Path:
     """Write the portable copy of a finished run (a Run or its folder) to ``<to>/<key>/``; return that folder.
 
     ``sets``: evaluation sets to store (default :func:`default_sets`). Logits of sets the run has not
-    evaluated yet are computed from its weights first (``Run.logits_for``).
+    evaluated yet are computed from its weights first (``Run.logits_for``). ``weights``: also write
+    the final weights in float16 (``weights.npz``) and the weight-based scores (ODIN, GradNorm, at
+    ``lnlab.evaluate.SCORE_SETTINGS``) of the test and OOD sets, computed from the float32 weights, so
+    that the OOD table of a shipped run needs no network pass.
     """
     run = _verified(run)
     names = list(dict.fromkeys(sets)) if sets else default_sets(run)
@@ -140,23 +203,51 @@ def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequen
             arrays[f"labels_{i}"] = labels.astype(np.int16 if labels.max(initial=0) < 2 ** 15 else np.int64)
             entry["labels"] = f"labels_{i}"
         stored[name] = entry
+    snapshots: dict[str, dict[str, str]] = {}
+    for epoch in run.snapshot_epochs[:-1]:  # the last epoch is the stored sets themselves
+        for name in names:
+            if name in stored and stored[name]["labels"] is None or name == "test":
+                try:
+                    values = run.snapshot(epoch, name).numpy()
+                except ValueError:  # a set not kept at snapshots (validation sets)
+                    continue
+                key = f"snapshot_{epoch}_{names.index(name)}"
+                arrays[key] = values.astype(np.float16 if np.abs(values).max(initial=0) < _FLOAT16_MAX else np.float32)
+                snapshots.setdefault(str(epoch), {})[name] = key
+    scores: dict[str, dict] = {}
+    if weights and run.has_weights:
+        from lnlab.evaluate import SCORE_SETTINGS, score_values
+        from lnlab.scores import LOGIT_SCORES
+
+        for score_name in (s for s in SCORE_SETTINGS if s not in LOGIT_SCORES):
+            entry = scores[score_name] = {"settings": dict(SCORE_SETTINGS[score_name]), "sets": {}}
+            for name in names:
+                if name == "test" or stored[name]["labels"] is None:
+                    key = f"score_{score_name}_{names.index(name)}"
+                    arrays[key] = score_values(run, score_name, name).numpy().astype(np.float32)
+                    entry["sets"][name] = key
+    files = list(PORTABLE_FILES) + ([WEIGHTS_FILE] if weights else [])
     target.mkdir(parents=True, exist_ok=True)
     (target / MANIFEST).unlink(missing_ok=True)  # the old manifest never vouches for new files
-    atomic_write_json(target / RUN_FILE, _run_json(run, names, stored))
+    (target / WEIGHTS_FILE).unlink(missing_ok=True)
+    atomic_write_json(target / RUN_FILE, {**_run_json(run, names, stored, snapshots), "scores": scores})
     atomic_write(target / LOGITS_FILE, lambda handle: np.savez_compressed(handle, **arrays))
+    if weights:
+        state = {k: v.numpy().astype(np.float16) if v.is_floating_point() else v.numpy()
+                 for k, v in run.model().state_dict().items()}
+        atomic_write(target / WEIGHTS_FILE, lambda handle: np.savez_compressed(handle, **state))
     atomic_write_json(target / MANIFEST, {"format": FORMAT, "format_version": FORMAT_VERSION, "key": run.key,
-                                          "files": {n: sha256_file(target / n) for n in PORTABLE_FILES}})
-    for name in (*PORTABLE_FILES, MANIFEST):  # atomic writes create private files; an export is for sharing
-        (target / name).chmod(0o644)
+                                          "files": {n: sha256_file(target / n) for n in files}})
     return target
 
 
 def default_sets(run: Run) -> list[str]:
-    """"test", each set of ``run.config.ood`` available here, "train" (norm subset), and "val" +
-    "gaussian_val" (paper Sec. 5.1 validation, :mod:`lnlab.tau`) when the run holds training images out."""
+    """"test", each set of ``run.config.ood`` available here, "train" (norm subset), and "val" + the
+    validation OOD sets (``lnlab.splits.VALIDATION_OOD_SETS``: paper Sec. 5.1 validation, :mod:`lnlab.tau`)
+    when the run holds training images out."""
     from lnlab.data import DatasetNotFoundError
-    from lnlab.splits import eval_set
-    from lnlab.tau import VALIDATION_ID, VALIDATION_OOD
+    from lnlab.splits import VALIDATION_OOD_SETS, eval_set
+    from lnlab.tau import VALIDATION_ID
 
     if isinstance(run, PortableRun):
         return run.sets
@@ -171,7 +262,7 @@ def default_sets(run: Run) -> list[str]:
     if run.config.subset_per_class is not None:
         try:
             eval_set(run.config, VALIDATION_ID)
-            names += [VALIDATION_ID, VALIDATION_OOD]
+            names += [VALIDATION_ID, *VALIDATION_OOD_SETS]
         except ValueError:  # the subset uses every training image of some class: nothing held out
             pass
     return names
@@ -197,38 +288,24 @@ def _fingerprint(run: Run, name: str) -> str:
     return fingerprint(eval_set(run.config, name).images)
 
 
-def _run_json(run: Run, names: list[str], stored: dict[str, dict]) -> dict[str, Any]:
+def _run_json(run: Run, names: list[str], stored: dict[str, dict], snapshots: dict) -> dict[str, Any]:
     import lnlab
-    from lnlab.tau import VALIDATION_OOD
+    from lnlab.provenance import git_commit
+    from lnlab.splits import VALIDATION_OOD_SETS
 
     canonical = run.config.canonical()
-    oods = tuple(n for n in names if n not in ID_SET_NAMES and n != VALIDATION_OOD)  # the OOD rows of its tables
+    oods = tuple(n for n in names if n not in ID_SET_NAMES and n not in VALIDATION_OOD_SETS)  # its tables' OOD rows
     config = run.config.replace(ood=oods, data_root=None, device=canonical["device"])
     if config.key() != run.key:
         raise ValueError(f"run {run.key}: its config gives key {config.key()} (made by another lnlab version?); "
                          "export it with the lnlab that trained it")
-    source = run.meta.get("provenance", {}) if isinstance(run, PortableRun) else {}
-    provenance = {"lnlab_version": lnlab.__version__, "engine_version": ENGINE_VERSION, "git_commit": _git_commit(),
+    source = run.meta.get("provenance", {}) if isinstance(run, PortableRun) else dict(run.provenance)
+    provenance = {"lnlab_version": lnlab.__version__, "engine_version": ENGINE_VERSION, "git_commit": git_commit(),
                   "device": canonical["device"], "wall_seconds": sum(float(r.get("seconds", 0)) for r in run.history),
-                  **source}
+                  **source, "exported_with": {"lnlab_version": lnlab.__version__, "git_commit": git_commit()}}
     return {"key": run.key, "config": config.to_dict(), "canonical": canonical, "history": run.history,
-            "classes": list(run.classes), "final_train_loss": run.final_train_loss, "sets": list(stored.values()),
-            "provenance": provenance}
-
-
-def _git_commit() -> str | None:
-    """The commit of the checkout lnlab is imported from (None for an installed copy or without git)."""
-    from lnlab.paths import CHECKOUT
-
-    if CHECKOUT is None:
-        return None
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CHECKOUT, capture_output=True, text=True,
-                             timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip() if out.returncode == 0 else ""
-    return commit or None
+            "history_sets": run.history_sets, "classes": list(run.classes), "final_train_loss": run.final_train_loss,
+            "sets": list(stored.values()), "snapshots": snapshots, "provenance": provenance}
 
 
 # --------------------------------------------------------------------------- load
@@ -252,7 +329,9 @@ def load_portable(directory: str | os.PathLike, config: TrainConfig | None = Non
     if manifest.get("format") != FORMAT or not isinstance(version, int) or version > FORMAT_VERSION:
         raise CacheError(f"{directory / MANIFEST}: format {manifest.get('format')!r} version {version!r} is not one "
                          f"this lnlab reads ({FORMAT} <= {FORMAT_VERSION}); upgrade lnlab or {redo}")
-    for name in PORTABLE_FILES:
+    if not isinstance(files, dict) or set(files) - {*PORTABLE_FILES, WEIGHTS_FILE}:
+        raise CacheError(f"{directory / MANIFEST} lists unknown files; {redo}")
+    for name in (*PORTABLE_FILES, *(n for n in files if n not in PORTABLE_FILES)):
         if not (directory / name).is_file():
             raise CacheError(f"{directory / name} is missing; {redo}")
         if sha256_file(directory / name) != files.get(name):
@@ -262,6 +341,7 @@ def load_portable(directory: str | os.PathLike, config: TrainConfig | None = Non
         trained = TrainConfig.from_dict(meta["config"])
         key, history, classes = meta["key"], meta["history"], list(meta["classes"])
         stored = {entry["name"]: entry for entry in meta["sets"]}
+        meta["_files"] = sorted(files)
         with np.load(directory / LOGITS_FILE, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except Exception as exc:  # noqa: BLE001 - any failure means the export is unusable
@@ -271,14 +351,19 @@ def load_portable(directory: str | os.PathLike, config: TrainConfig | None = Non
                          f"its manifest ({manifest.get('key')!r}); exported by another lnlab version? {redo}")
     if config is not None and config.key() != key:
         raise CacheError(f"the run in {directory} has key {key}, not {config.key()}")
-    return PortableRun(_stored_view(config, trained, stored), key, directory, history, classes,
-                       stored=stored, trained=trained, meta=meta, arrays=arrays)
+    return PortableRun(_stored_view(config, trained, stored, WEIGHTS_FILE in files), key, directory, history,
+                       classes, provenance=meta.get("provenance", {}), tracked=list(meta.get("history_sets", [])),
+                       stored=stored, trained=trained, meta=meta,
+                       arrays=arrays)
 
 
-def _stored_view(config: TrainConfig | None, trained: TrainConfig, stored: dict) -> TrainConfig:
-    """The config a portable run answers to: the asked one, its OOD sets narrowed to those stored."""
+def _stored_view(config: TrainConfig | None, trained: TrainConfig, stored: dict, weights: bool) -> TrainConfig:
+    """The config a portable run answers to: the asked one, its OOD sets narrowed to those stored
+    (unless it has weights to compute the others)."""
     if config is None:
         return trained
+    if weights:
+        return config
     kept = tuple(name for name in config.ood if name in stored)
     if kept != config.ood:
         warnings.warn(f"run {trained.key()} is a portable run without weights: it stores the OOD sets {list(kept)}, "
@@ -349,8 +434,9 @@ def _same_export(source: Path, target: Path) -> bool:
 def _copy_into(source: Path, target: Path) -> None:
     """Copy an export folder to ``target`` (staged beside it, verified, renamed: :func:`lnlab.runs.replace_folder`)."""
     def fill(staging: Path) -> None:
-        for name in (*PORTABLE_FILES, MANIFEST):
-            shutil.copyfile(source / name, staging / name)
+        for name in (*PORTABLE_FILES, WEIGHTS_FILE, MANIFEST):
+            if name != WEIGHTS_FILE or (source / name).is_file():
+                shutil.copyfile(source / name, staging / name)
 
     replace_folder(target, fill, load_portable)
 
@@ -359,25 +445,52 @@ def _copy_into(source: Path, target: Path) -> None:
 
 
 def reference_root() -> Path:
-    """The reference runs: ``$LNLAB_REFERENCE`` if set, else ``lnlab/reference/`` (inside the package)."""
+    """The reference runs: ``$LNLAB_REFERENCE`` if set, else ``lnlab/reference/`` (inside the package);
+    one sub-folder per recipe (``laptop/``, …)."""
     from_env = os.environ.get("LNLAB_REFERENCE")
     return Path(from_env).expanduser().resolve() if from_env else Path(__file__).resolve().parent / "reference"
 
 
+def reference_recipes() -> list[str]:
+    """The recipe folders of the reference source that hold at least one run (sorted)."""
+    base = reference_root()
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and any(is_portable(r) for r in p.iterdir())) \
+        if base.is_dir() else []
+
+
+def _recipe_folder(recipe: str | None) -> Path:
+    """The folder of ``recipe`` (None: ``DEFAULT_RECIPE`` if shipped, else the only recipe there)."""
+    recipes = reference_recipes()
+    if recipe is None:
+        recipe = DEFAULT_RECIPE if DEFAULT_RECIPE in recipes or len(recipes) != 1 else recipes[0]
+    elif recipe not in recipes:
+        raise ValueError(f"the reference source {reference_root()} has no recipe {recipe!r}; it has {recipes}")
+    return reference_root() / recipe
+
+
 def find_portable(directory: Path, reference: bool = True) -> Path | None:
     """The portable run a cache folder stands for: itself if portable; else, with ``reference`` and
-    unless the cache holds a run with weights there, the reference source's entry of the same key."""
+    unless the cache holds a run with weights there, the reference source's entry of the same key
+    (in any recipe folder)."""
     if is_portable(directory):
         return directory
     if not reference or (directory / MANIFEST).exists():
         return None
-    reference = reference_root() / directory.name
-    return reference if is_portable(reference) else None
+    return shipped_run(directory.name)
 
 
-def _reference_entries() -> list[dict]:
-    """``run.json`` of every exported run in the reference source (read, not verified: loading verifies)."""
-    base = reference_root()
+def shipped_run(key: str) -> Path | None:
+    """The reference source's folder of run ``key`` (in any recipe folder), or None."""
+    for recipe in reference_recipes():
+        candidate = reference_root() / recipe / key
+        if is_portable(candidate):
+            return candidate
+    return None
+
+
+def _reference_entries(recipe: str | None = None) -> list[dict]:
+    """``run.json`` of every exported run of one recipe (read, not verified: loading verifies)."""
+    base = _recipe_folder(recipe)
     entries = []
     for folder in sorted(base.iterdir()) if base.is_dir() else []:
         if is_portable(folder) and (folder / MANIFEST).is_file():
@@ -389,18 +502,18 @@ def _reference_entries() -> list[dict]:
     return entries
 
 
-def reference_config(**overrides: Any) -> TrainConfig:
-    """The ``reference`` profile: the recipe all reference runs share (every field but loss, τ and seed;
-    ``ood``: the OOD sets every run stores) with ``overrides`` applied."""
-    entries = _reference_entries()
+def reference_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
+    """The ``reference`` profile: the recipe all runs of one reference recipe folder share (every field
+    but loss, τ and seed; ``ood``: the OOD sets every run stores) with ``overrides`` applied."""
+    entries = _reference_entries(recipe)
     if not entries:
         raise ValueError(f"{_NO_REFERENCE} (reference source: {reference_root()})")
     recipes = {json.dumps(_recipe(e), sort_keys=True) for e in entries}
     if len(recipes) > 1:
         differ = sorted({k for r in map(json.loads, recipes) for k, v in r.items()
                          if any(json.loads(o).get(k) != v for o in recipes)})
-        raise ValueError(f"the reference source {reference_root()} holds runs of {len(recipes)} recipes (they differ "
-                         f"in {differ}); keep one recipe per source (set $LNLAB_REFERENCE to a folder of one)")
+        raise ValueError(f"the reference recipe folder {_recipe_folder(recipe)} holds runs of {len(recipes)} recipes "
+                         f"(they differ in {differ}); keep one recipe per folder")
     engines = {e["canonical"].get("engine_version") for e in entries}
     if engines != {ENGINE_VERSION}:
         raise ValueError(f"the reference runs were made with engine version(s) {sorted(engines)}, this lnlab is "
@@ -420,17 +533,29 @@ def _recipe(entry: dict) -> dict:
     return {**canonical, **{k: config[k] for k in ("ood_limit", "norm_subset", "test_subset_per_class")}}
 
 
+def reference_runs(recipe: str | None = None) -> list[tuple[str, float | None, int]]:
+    """``(loss, τ or None, seed)`` of every run of a reference recipe, sorted."""
+    return sorted({(e["config"]["loss"], float(e["config"]["tau"]) if e["config"]["loss"] == "logitnorm" else None,
+                    int(e["config"]["seed"])) for e in _reference_entries(recipe)}, key=lambda r: (r[0], r[1] or 0, r[2]))
+
+
+def reference_seeds(recipe: str | None = None, taus: Sequence[float] = ()) -> list[int]:
+    """The seeds for which a reference recipe has the CE run and a LogitNorm run at every τ of ``taus``."""
+    have = set(reference_runs(recipe))
+    seeds = sorted({seed for *_, seed in have})
+    return [s for s in seeds if ("ce", None, s) in have and all(("logitnorm", float(t), s) in have for t in taus)]
+
+
 def check_reference_choice(taus: Sequence[float], seeds: Sequence[int],
-                           cached: Callable[[TrainConfig], bool] = lambda config: False) -> None:
+                           cached: Callable[[TrainConfig], bool] = lambda config: False,
+                           recipe: str | None = None) -> None:
     """ValueError (listing what there is) if the reference source lacks the CE run or a LogitNorm
     run at one of ``taus`` for one of ``seeds`` (``cached(config)``: also found in the run cache)."""
-    entries = _reference_entries()
-    have = {(e["config"]["loss"], float(e["config"]["tau"]) if e["config"]["loss"] == "logitnorm" else None,
-             int(e["config"]["seed"])) for e in entries}
+    have = set(reference_runs(recipe))
     kinds = [("ce", None), *(("logitnorm", float(t)) for t in taus)]
     asked = [(loss, tau, seed) for seed in seeds for loss, tau in kinds]
     missing = [(loss, tau, seed) for loss, tau, seed in asked if (loss, tau, seed) not in have
-               and not cached(reference_config(loss=loss, seed=seed, **({} if tau is None else {"tau": tau})))]
+               and not cached(reference_config(recipe, loss=loss, seed=seed, **({} if tau is None else {"tau": tau})))]
     if missing:
         names = ", ".join(f"{'CE' if tau is None else f'τ={tau:g}'} seed {seed}" for _, tau, seed in missing)
         taus_there = sorted({tau for loss, tau, _ in have if tau is not None})
@@ -439,6 +564,6 @@ def check_reference_choice(taus: Sequence[float], seeds: Sequence[int],
                          f"{[float(t) for t in taus_there]} and seeds {seeds_there}: pass taus and seeds among those")
 
 
-def reference_taus() -> list[float]:
-    """The LogitNorm τ values of the reference source (sorted)."""
-    return sorted({float(e["config"]["tau"]) for e in _reference_entries() if e["config"]["loss"] == "logitnorm"})
+def reference_taus(recipe: str | None = None) -> list[float]:
+    """The LogitNorm τ values of a reference recipe (sorted)."""
+    return sorted({tau for loss, tau, _ in reference_runs(recipe) if loss == "logitnorm"})

@@ -9,11 +9,11 @@ result file. Every file is written atomically. Loading verifies the manifest: a 
 truncated or corrupt file triggers a warning and a recomputation (resuming from ``checkpoint.pt``
 when that is intact). A run killed at any point resumes from its last completed epoch.
 
-A cache folder may instead hold a *portable* run (``lnlab import``: history and logits, no weights;
-:mod:`lnlab.portable`): ``get_run`` loads it as a ``PortableRun`` and never retrains or overwrites it.
-``get_run(config, train=False)`` (the ``reference`` profile, ``lnlab eval --profile reference``) also
-looks a key missing from the cache up in the read-only reference source
-(:func:`lnlab.portable.reference_root`); a run that may be trained never comes from there.
+A cache folder may instead hold a *portable* run (``lnlab import``: history and logits, maybe float16
+weights; :mod:`lnlab.portable`): ``get_run`` loads it as a ``PortableRun`` and never retrains or
+overwrites it. A key missing from the cache is looked up in the read-only reference source
+(:func:`lnlab.portable.reference_root`: the shipped runs) before anything is trained, so a notebook
+asking for a shipped run never trains it; ``lnlab train --force`` retrains a run into the cache.
 Whole folders (a run sent back by a sweep worker, an imported export) enter the cache through
 :func:`replace_folder`: built beside their place, verified, then renamed into it.
 """
@@ -37,7 +37,7 @@ from lnlab.atomic import atomic_torch_save, atomic_write_json, sha256_file
 from lnlab.config import TrainConfig
 from lnlab.paths import runs_root
 
-__all__ = ["Run", "Seeds", "get_run", "is_cached", "load_run", "list_runs", "get_pair", "replace_folder",
+__all__ = ["Run", "Seeds", "get_run", "forget_run", "is_cached", "load_run", "list_runs", "get_pair", "replace_folder",
            "RESULT_FILES", "CacheError"]
 
 RESULT_FILES = ("config.json", "history.json", "logits.pt", "snapshots.pt", "model.pt")
@@ -69,12 +69,16 @@ class Run:
     classes: list[str] = field(default_factory=list)
     from_cache: bool = False
     provenance: dict = field(default_factory=dict)
+    tracked: list[str] = field(default_factory=list)
 
     @property
     def history_sets(self) -> list[str]:
-        """The sets with per-epoch norm statistics in ``history`` (``norm_<set>_mean`` columns)."""
+        """The sets with per-epoch norm statistics in ``history`` (``norm_<set>_mean`` columns), in the
+        order training tracked them (``lnlab.splits.tracked_sets``) where the run recorded it."""
         row = self.history[0] if self.history else {}
-        return [k[len("norm_"):-len("_mean")] for k in row if k.startswith("norm_") and k.endswith("_mean")]
+        found = [k[len("norm_"):-len("_mean")] for k in row if k.startswith("norm_") and k.endswith("_mean")]
+        ordered = [n for n in self.tracked if n in found]
+        return ordered + sorted(n for n in found if n not in ordered)
 
     @property
     def snapshot_epochs(self) -> list[int]:
@@ -146,9 +150,9 @@ class Run:
 
     def model(self) -> nn.Module:
         """The network with its final weights, on CPU, in eval mode."""
-        from lnlab.train import make_model
+        from lnlab.models import build_for
 
-        net = make_model(self.config, len(self.classes))
+        net = build_for(self.config, len(self.classes))
         net.load_state_dict(torch.load(self.directory / "model.pt", map_location="cpu", weights_only=True))
         return net.eval()
 
@@ -175,22 +179,27 @@ class Seeds(list):
 
 
 def get_run(config: TrainConfig, root: str | os.PathLike | None = None, progress: bool = True,
-            callbacks: Iterable[Callable[[int, dict], None]] = (), train: bool = True) -> Run:
+            callbacks: Iterable[Callable[[int, dict], None]] = (), train: bool = True, reference: bool = True) -> Run:
     """The run of ``config`` from the cache under ``root`` (else ``$LNLAB_RUNS``, else ``runs/``),
     else trained (or resumed from its checkpoint) if ``train``, also when its cache entry is corrupt.
-    ``train=False`` looks in the reference source too, and raises ``CacheError`` where it fails.
+    The reference source is looked up before training; ``train=False`` raises ``CacheError`` where
+    neither has the run.
 
     Only the training fields pick the cache entry (``TrainConfig.key``): a config that differs in
     evaluation fields only (e.g. ``ood``) reuses the run, and its new sets are evaluated from the
-    saved weights on first use. A portable run (no weights) is returned as it is, never retrained.
+    saved weights on first use. A portable run is returned as it is, never retrained.
+    ``reference=False`` skips the reference source (``lnlab train --force``).
     """
     from lnlab.portable import find_portable, load_portable, reference_root
 
     config.validate()
     directory = runs_root(root) / config.key()
-    portable = find_portable(directory, reference=not train)
+    portable = find_portable(directory, reference=reference)
     if portable is not None:
-        return load_portable(portable, config)
+        run = load_portable(portable, config)
+        if portable != directory:  # a shipped run: results computed from its weights go to the cache
+            run.eval_home = directory
+        return run
     if not train and not (directory / MANIFEST).exists():
         raise CacheError(f"run {config.key()} ({config.label()}, seed {config.seed}) is not in the run cache "
                          f"{directory.parent} or the reference source {reference_root()}; train it or import it "
@@ -226,6 +235,19 @@ def is_cached(config: TrainConfig, root: str | os.PathLike | None = None) -> boo
         return True
     except CacheError:
         return False
+
+
+def forget_run(config: TrainConfig, root: str | os.PathLike | None = None) -> bool:
+    """Delete the cache entry of ``config`` (weights, results, checkpoint) so that it trains again;
+    True if there was one. The reference source is never touched."""
+    directory = runs_root(root) / config.validate().key()
+    if not directory.is_dir():
+        return False
+    with _exclusive(directory / LOCK):
+        for path in directory.iterdir():
+            if path.name != LOCK:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return True
 
 
 def replace_folder(target: Path, fill: Callable[[Path], None], verify: Callable[[Path], Any]) -> None:
@@ -302,7 +324,8 @@ def _train_and_save(config: TrainConfig, directory: Path, progress: bool, callba
     (directory / CHECKPOINT).unlink(missing_ok=True)
     for name, logits in result.logits.items():  # the final logits training computed: the eval cache's first entries
         store_tensor(directory / EVAL_DIR / f"logits-{entry_name(name, eval_set(config, name).images)}.pt", logits)
-    return Run(config, config.key(), directory, result.history, result.classes, provenance=record)
+    return Run(config, config.key(), directory, result.history, result.classes, provenance=record,
+               tracked=list(result.tracked))
 
 
 def load_run(directory: str | os.PathLike, config: TrainConfig | None = None) -> Run:
@@ -333,7 +356,7 @@ def load_run(directory: str | os.PathLike, config: TrainConfig | None = None) ->
     if config is not None and config.key() != trained.key():
         raise CacheError(f"the run in {directory} has key {trained.key()}, not {config.key()}")
     return Run(config or trained, meta["key"], directory, history, list(saved["classes"]),
-               provenance=meta.get("provenance", {}))
+               provenance=meta.get("provenance", {}), tracked=list(meta.get("history_sets", [])))
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[Run]:

@@ -92,7 +92,7 @@ def _kernel_manager_class() -> type:
 # --------------------------------------------------------------------------- run
 
 
-def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figures", device: str = "auto",
+def run_suite(profile: str = "reference", output: str | os.PathLike | None = "figures", device: str = "auto",
               notebooks: Sequence[str] | None = None, data_root: str | os.PathLike | None = None,
               runs_root: str | os.PathLike | None = None, log_output: bool = False,
               extra_parameters: dict[str, Any] | None = None, pretrain: bool = True) -> list[Path]:
@@ -150,6 +150,10 @@ def run_suite(profile: str = "quick", output: str | os.PathLike | None = "figure
     print(f"[lnlab figures] {len(written)} figure files and {len(paths)} executed notebooks in {out_dir}")
     for figure in written:
         print(f"  {figure}")
+    from lnlab.report import write_index
+
+    index = write_index(out_dir, [out_dir / path.name for path in paths])
+    print(f"[lnlab figures] every figure and table on one page: {index}")
     return written
 
 
@@ -168,6 +172,16 @@ def _declared(path: Path) -> set[str]:
 
     tree = ast.parse(_parameters_source(path) or "pass")
     return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+
+
+def sweep_taus(profile: str, asked: Sequence[float] | None = None) -> list[float]:
+    """The τ grid of notebook 04: ``asked``, else for the reference profile every τ its runs have, else
+    :data:`lnlab.tau.DEFAULT_SWEEP`."""
+    from lnlab.tau import DEFAULT_SWEEP
+
+    if profile == REFERENCE:
+        return _reference_sweep(asked)
+    return [float(t) for t in (asked or DEFAULT_SWEEP)]
 
 
 def _reference_sweep(asked: Sequence[float] | None) -> list[float]:
@@ -192,7 +206,7 @@ def _train_shared_runs(parameters: dict[str, Any]) -> None:
     """
     print(f"[lnlab figures] training or loading the {parameters['profile']} runs "
           f"(cache: {parameters['runs_root']})", flush=True)
-    taus = list(dict.fromkeys([*parameters.get("taus", (0.04,)), *parameters.get("sweep_taus", ())]))
+    taus = list(dict.fromkeys([*(parameters.get("taus") or (0.04,)), *(parameters.get("sweep_taus") or ())]))
     comparison_runs(parameters["profile"], taus=taus, device=parameters["device"],
                     data_root=parameters["data_root"], runs_root=parameters["runs_root"],
                     oods=parameters.get("oods"), progress=True, seeds=parameters.get("seeds", (0,)))
@@ -202,7 +216,8 @@ def _train_shared_runs(parameters: dict[str, Any]) -> None:
 def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), device: str = "auto",
                     data_root: str | os.PathLike | None = None, runs_root: str | os.PathLike | None = None,
                     oods: Sequence[str] | None = None, progress: bool = True,
-                    seeds: Sequence[int] = (0,), validation: bool = False) -> dict[str, Any]:
+                    seeds: Sequence[int] | None = (0,), validation: bool = False, live: bool = False,
+                    train: bool = True) -> dict[str, Any]:
     """Train or load (run cache) CE and one LogitNorm run per τ, each for every seed.
 
     Returns ``{"CE": Seeds, "LogitNorm τ=<taus[0]>": Seeds, …}`` in that order: CE first, then the
@@ -214,6 +229,11 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
     Every notebook asks for the same configs, so within a suite each run is trained once.
     Profile ``"reference"`` loads the shipped runs (:mod:`lnlab.portable`) and never trains: ``device``
     is ignored, and τ values or seeds the reference source lacks are a ValueError listing what it has.
+    ``seeds=None``: every seed the reference source has for these runs (the shipped runs of a recipe),
+    else seed 0. ``train=False`` never trains: runs neither cached nor shipped are left out (one line
+    says which), and a label none of whose seeds exist is dropped.
+    ``live`` shows, before the first run trains, a figure of every run's mean logit norm per epoch and its
+    test accuracy (:class:`lnlab.live.LiveNormView`), updated in place after each epoch; cached runs appear at once.
     """
     from lnlab.profiles import make_config
     from lnlab.runs import Seeds, get_run, is_cached
@@ -224,19 +244,57 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
         overrides["data_root"] = str(data_root)
     if oods is not None:
         overrides["ood"] = tuple(oods)
-    seeds = check_seeds(seeds)
+    seeds = check_seeds(_default_seeds(profile, taus, overrides) if seeds is None else seeds)
     losses = [{"loss": "ce"}] + [{"loss": "logitnorm", "tau": float(tau)} for tau in dict.fromkeys(taus)]
     groups = [[make_config(profile, **loss, seed=seed, **overrides) for seed in seeds] for loss in losses]
     if validation:
         from lnlab.splits import check_held_out
 
         check_held_out(groups[0][0])
-    if reference:
+    if not train:
+        found = [[c for c in configs if is_cached(c, runs_root) or _shipped(c)] for configs in groups]
+        missing = [f"{c.label()} seed {c.seed}" for configs, kept in zip(groups, found) for c in configs if c not in kept]
+        if missing:
+            print(f"not trained here (train=False), left out: {', '.join(missing)}")
+        groups = [kept for kept in found if kept]
+        if not groups:
+            return {}
+    elif reference:
         from lnlab.portable import check_reference_choice
 
         check_reference_choice(taus, seeds, cached=lambda config: is_cached(config, runs_root))
-    return {configs[0].label(): Seeds(get_run(c, root=runs_root, progress=progress, train=not reference)
+    if live:
+        from lnlab.live import LiveNormView
+
+        first = groups[0][0]
+        view = LiveNormView([g[0].label() for g in groups], ood=next(iter(first.ood), None), epochs=first.epochs)
+        load = view.show().get_run  # get_run, with the view following each run
+    else:
+        load = get_run
+    return {configs[0].label(): Seeds(load(c, root=runs_root, progress=progress, train=train and not reference)
                                       for c in configs) for configs in groups}
+
+
+def _shipped(config: Any) -> bool:
+    """Whether the reference source holds the run of ``config``."""
+    from lnlab.portable import shipped_run
+
+    return shipped_run(config.key()) is not None
+
+
+def _default_seeds(profile: str, taus: Sequence[float], overrides: dict[str, Any]) -> list[int]:
+    """``seeds=None``: the reference source's seeds with CE and every τ, when these runs are shipped; else [0]."""
+    from lnlab.portable import reference_recipes, reference_seeds
+    from lnlab.profiles import make_config
+
+    if not reference_recipes():
+        return [0]
+    try:
+        if profile != REFERENCE and not _shipped(make_config(profile, loss="ce", seed=0, **overrides)):
+            return [0]
+        return reference_seeds(taus=taus) or [0]
+    except ValueError:
+        return [0]
 
 
 def check_seeds(seeds: Sequence[int] | int) -> list[int]:

@@ -40,7 +40,7 @@ from lnlab.config import TrainConfig
 from lnlab.data import Loader
 from lnlab.evaluate import eval_loader, norm_stats, predict
 from lnlab.losses import logit_norm_loss, normalize_logits
-from lnlab.models import build_model
+from lnlab.models import build_for
 from lnlab.precision import autocast, precision_name, use_bf16
 from lnlab.splits import VALIDATION_OOD_SETS, load_train_data
 
@@ -80,11 +80,7 @@ def snapshot_sets(tracked: Iterable[str]) -> list[str]:
     return [n for n in tracked if n not in ("train", "val", *VALIDATION_OOD_SETS)]
 
 
-def make_model(config: TrainConfig, num_classes: int) -> nn.Module:
-    """The network of ``config`` (initialised from ``config.seed``)."""
-    kwargs = {} if config.model_depth is None else {"depth": config.model_depth}
-    torch.manual_seed(config.seed)
-    return build_model(config.model, num_classes, width=config.model_width, **kwargs)
+make_model = build_for  # the network of a config, initialised from its seed (lnlab.models.build_for)
 
 
 def train(config: TrainConfig, checkpoint_path=None, progress: bool = True,

@@ -7,7 +7,18 @@ last printed text. Setting ``explorer.controls["tau"].value = 0.1`` redraws sync
 tests drive explorers headlessly; under papermill a widget just shows as text. In JupyterLab a
 slider sends its value when released (``continuous_update=False``), not once per value it passes
 while dragged, so a drag costs one redraw. ``explorer.redraw_seconds`` is how long the last redraw
-took in the kernel (figure + PNG); tests/test_browser.py measures the whole round trip.
+took in the kernel (figure + PNG; ``redraw_cpu_seconds``: the CPU time of it, which a busy machine
+changes less); tests/test_browser.py measures the whole round trip.
+
+Fast redraws (a target of 0.3 s from a control to the new image on two busy cores): an explorer
+draws its figure once with :mod:`lnlab.plots` and then changes that figure in place (new bin heights,
+a moved star, another run's line) instead of building a new one; what a control only selects
+(histograms per OOD set, score, temperature and epoch) is computed once and kept; each figure keeps
+its canvas and its layout, which is measured again only when its decorations change (a new tick
+label, another axis label). Where a figure is not the shape an updater expects (``plots`` changed),
+the explorer builds a new one: slower, never wrong. The toy explorer (notebook 00), the one that
+trains, retrains in a background thread while the previous map stays up, and in JupyterLab trains
+the neighbouring slider values ahead.
 
 Numbers near 1 or 0 go through :mod:`lnlab.formatting` (``1 − 2.1e-9``, not ``1``).
 """
@@ -16,22 +27,43 @@ from __future__ import annotations
 
 import html
 import io
+import math
+import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import ipywidgets as W
+import numpy as np
 from matplotlib.figure import Figure
 
 from lnlab import plots
 from lnlab.formatting import format_number, format_probability
 
-Renderer = Callable[[dict[str, Any]], tuple[Figure | None, str, dict[str, Any]]]
 TEMPERATURE_SCORES = ("msp", "energy")
+_DIGITS = re.compile(r"[0-9]")
+HISTOGRAM_BINS = 40  # bins of the score histograms (plots.plot_msp_histograms's default)
+
+
+class Drawn(NamedTuple):
+    """A figure with its PNG already made (e.g. off the kernel's main thread): shown as is."""
+
+    figure: Figure
+    png: bytes
+
+
+Renderer = Callable[[dict[str, Any]], tuple["Figure | Drawn | None", str, dict[str, Any]]]
 
 
 class Explorer:
-    """Controls + a text line + a figure, redrawn by ``render(values) -> (figure, text, extra state)``."""
+    """Controls + a text line + a figure, redrawn by ``render(values) -> (figure, text, extra state)``.
+
+    ``render`` may return the figure it returned before, changed in place (it is drawn again without a
+    new layout when its decorations are unchanged), a :class:`Drawn` (shown as is) or None (the image
+    stays; :meth:`show` replaces it later, e.g. from a background thread).
+    """
 
     def __init__(self, controls: Mapping[str, W.Widget], render: Renderer, title: str = "") -> None:
         self.controls: dict[str, W.Widget] = dict(controls)
@@ -39,8 +71,9 @@ class Explorer:
         self.figure: Figure | None = None
         self.text = ""
         self.state: dict[str, Any] = {}
-        self.redraw_seconds = float("nan")
+        self.redraw_seconds = self.redraw_cpu_seconds = float("nan")
         self._png = _PngRenderer()
+        self._lock = threading.RLock()  # a background thread may show a result while a control changes
         self._text_box = W.HTML()
         self._image = W.Image(format="png")  # an Image widget, not an Output widget: papermill-safe
         header = [W.HTML(f"<b>{html.escape(title)}</b>")] if title else []
@@ -57,15 +90,28 @@ class Explorer:
 
     def update(self) -> None:
         """Recompute the figure and text from the controls and show them."""
-        start = time.perf_counter()
-        values = self.values()
-        self.figure, self.text, extra = self._render(values)
-        self.state = {**values, **extra}
-        png = self._png(self.figure) if self.figure is not None else None
-        self._text_box.value = f"<pre>{html.escape(self.text)}</pre>"
-        if png is not None:
-            self._image.value = png
-        self.redraw_seconds = time.perf_counter() - start
+        with self._lock:
+            start, cpu = time.perf_counter(), time.thread_time()
+            values = self.values()
+            figure, text, extra = self._render(values)
+            self.show(figure, text, {**values, **extra})
+            self.redraw_seconds = time.perf_counter() - start
+            self.redraw_cpu_seconds = time.thread_time() - cpu
+
+    def show(self, figure: Figure | Drawn | None, text: str, state: Mapping[str, Any]) -> None:
+        """Show ``text`` and ``figure`` (None: keep the image) and make ``state`` the explorer's state."""
+        with self._lock:
+            png = None
+            if isinstance(figure, Drawn):
+                figure, png = figure
+            elif figure is not None:
+                png = self._png(figure)
+            if figure is not None:
+                self.figure = figure
+            self.text, self.state = text, dict(state)
+            self._text_box.value = f"<pre>{html.escape(text)}</pre>"
+            if png is not None:
+                self._image.value = png
 
     def _on_change(self, _change: Any) -> None:
         self.update()
@@ -91,6 +137,30 @@ def _fit_control(control: W.Widget) -> None:
         style.button_width = "auto"
 
 
+# --------------------------------------------------------------------------- PNG
+
+
+class _Arrangement(NamedTuple):
+    """A figure's layout: its axes positions and the padded content box in inches (and whether that box
+    sticks out of the canvas)."""
+
+    positions: list[Any]
+    box: Any
+    overflows: bool
+
+
+class _Kept:
+    """What :class:`_PngRenderer` keeps of one figure: its canvas, its layouts by signature and its last PNG."""
+
+    LAYOUTS = 16
+
+    def __init__(self, fig: Figure, canvas: Any, engine: dict | None) -> None:
+        self.figure, self.canvas, self.engine = fig, canvas, engine
+        self.layouts: OrderedDict[tuple, _Arrangement] = OrderedDict()
+        self.applied: tuple | None = None  # the signature whose arrangement the axes have now
+        self.png: bytes | None = None
+
+
 class _PngRenderer:
     """An explorer's figures as PNG bytes, fast enough to follow a slider (one per :class:`Explorer`).
 
@@ -98,51 +168,97 @@ class _PngRenderer:
     constrained layout, which measures every tick label, axis label, title and figure legend before
     drawing, and ``savefig`` draws once more to crop. Here the figure is drawn once and the canvas is
     cropped to the drawn content; only content that sticks out of the canvas (a long axis label)
-    needs a second draw into a larger box. An explorer's successive figures mostly differ in data only
-    (a star moves, histograms change): when a new figure's layout-relevant decorations
-    (:func:`_layout_signature`) equal those of the last one laid out, its axes get the same positions
-    and the same box, and the layout is skipped. PNG compression level 1: a local image.
+    needs a second draw into a larger box. A figure changed in place keeps its canvas, and a layout
+    per set of layout-relevant decorations (:func:`_layout_signature`) it has had: it is laid out
+    again only for decorations it has not had yet. A figure not changed since its last PNG (``stale``
+    unset) is not drawn again. A new figure whose decorations equal those of the last one laid out
+    gets that layout. The last :attr:`KEEP` figures are kept. PNG compression level 1: a local image.
     """
 
     PAD_INCHES = 0.1  # around the content, as savefig's tight box
+    KEEP = 8
 
     def __init__(self, dpi: int = 110) -> None:
         self.dpi = dpi
-        self._signature: tuple | None = None
-        self._positions: list[Any] = []
-        self._box: Any = None  # the padded content box in inches, and whether it sticks out of the canvas
-        self._overflows = False
+        self._signature: tuple | None = None  # of the last figure laid out, with its arrangement
+        self._arrangement: _Arrangement | None = None
+        self._kept: OrderedDict[int, _Kept] = OrderedDict()
 
     def __call__(self, fig: Figure) -> bytes:
+        kept = self._kept.get(id(fig))
+        if kept is not None and kept.figure is fig:
+            self._kept.move_to_end(id(fig))
+            if kept.png is not None and not fig.stale:
+                return kept.png
+        else:
+            kept = self._keep(fig)
+        signature = _layout_signature(fig, kept.engine) if kept.engine is not None else None
+        if signature is not None and signature in kept.layouts:
+            kept.layouts.move_to_end(signature)
+            kept.png = self._draw(kept, signature, kept.layouts[signature])
+        elif signature is not None and not kept.layouts and signature == self._signature:
+            kept.png = self._draw(kept, signature, self._arrangement)  # a new figure like the last one laid out
+        else:
+            kept.png = self._lay_out(kept, signature)
+        return kept.png
+
+    def _keep(self, fig: Figure) -> _Kept:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.layout_engine import ConstrainedLayoutEngine
 
+        engine = fig.get_layout_engine()
+        kept = _Kept(fig, FigureCanvasAgg(fig), dict(engine.get()) if isinstance(engine, ConstrainedLayoutEngine)
+                     else None)
         fig.set_dpi(self.dpi)
-        signature = _layout_signature(fig) if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine) else None
-        if signature is not None and signature == self._signature:
-            _without_layout_engine(fig)
-            for ax, position in zip(fig.axes, self._positions):
-                ax.set_position(position)
-            if self._overflows:
-                return self._savefig(fig, self._box)
-            canvas = FigureCanvasAgg(fig)
-            canvas.draw()
-            return self._crop(canvas, self._box)
-        canvas = FigureCanvasAgg(fig)
-        canvas.draw()
-        content = fig.get_tightbbox(canvas.get_renderer())
+        self._kept[id(fig)] = kept
+        while len(self._kept) > self.KEEP:
+            self._kept.popitem(last=False)
+        return kept
+
+    def _lay_out(self, kept: _Kept, signature: tuple | None) -> bytes:
+        """Draw with constrained layout, find the content box, keep the arrangement and drop the engine."""
+        from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+        fig = kept.figure
+        if kept.engine is not None and not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+            fig.set_layout_engine(ConstrainedLayoutEngine(**kept.engine))  # new decorations: lay out again
+        kept.canvas.draw()
+        content = fig.get_tightbbox(kept.canvas.get_renderer())
         box, figure_box = content.padded(self.PAD_INCHES), fig.bbox_inches
         overflows = (content.x0 < figure_box.x0 - 0.01 or content.y0 < figure_box.y0 - 0.01
                      or content.x1 > figure_box.x1 + 0.01 or content.y1 > figure_box.y1 + 0.01)
+        _without_layout_engine(fig)  # laid out: keep the positions for the next draws
         if signature is not None:
-            self._signature, self._box, self._overflows = signature, box, overflows
-            self._positions = [ax.get_position(original=True).frozen() for ax in fig.axes]
-        _without_layout_engine(fig)  # laid out: keep the positions for a second draw
-        return self._savefig(fig, box) if overflows else self._crop(canvas, box)
+            arrangement = _Arrangement([ax.get_position(original=True).frozen() for ax in fig.axes], box, overflows)
+            # Ticks depend on the axes' size: the laid-out figure has the signature the next change starts from.
+            laid_out = _layout_signature(fig, kept.engine)
+            kept.layouts[signature] = kept.layouts[laid_out] = arrangement
+            kept.applied = laid_out
+            while len(kept.layouts) > kept.LAYOUTS:
+                kept.layouts.popitem(last=False)
+            self._signature, self._arrangement = signature, arrangement  # what a new figure is compared with
+        if overflows:
+            return self._savefig(fig, box)
+        fig.stale = False  # just drawn (dropping the engine marked it)
+        return self._crop(kept.canvas, box)
+
+    def _draw(self, kept: _Kept, signature: tuple, arrangement: _Arrangement) -> bytes:
+        """One draw with a known arrangement (no layout engine)."""
+        fig = kept.figure
+        _without_layout_engine(fig)
+        if kept.applied != signature:
+            for ax, position in zip(fig.axes, arrangement.positions):
+                ax.set_position(position)
+                ax.set_in_layout(True)  # set_position took it out of any later layout
+            kept.layouts.setdefault(signature, arrangement)
+            kept.applied = signature
+        if arrangement.overflows:
+            return self._savefig(fig, arrangement.box)
+        kept.canvas.draw()
+        return self._crop(kept.canvas, arrangement.box)
 
     def _crop(self, canvas: Any, box: Any) -> bytes:
         """The drawn canvas cut to ``box`` (inches, origin bottom left) within the canvas."""
-        import numpy as np
         from PIL import Image
 
         pixels = np.asarray(canvas.buffer_rgba())
@@ -157,6 +273,7 @@ class _PngRenderer:
         """One draw into ``box``, which reaches beyond the canvas (no layout engine: a single draw)."""
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=self.dpi, bbox_inches=box, pil_kwargs={"compress_level": 1})
+        fig.stale = False  # just drawn
         return buffer.getvalue()
 
 
@@ -164,18 +281,36 @@ def _without_layout_engine(fig: Figure) -> None:
     """No layout engine at all (not even a placeholder, with which ``savefig`` draws twice)."""
     import matplotlib
 
+    if fig.get_layout_engine() is None:
+        return
     with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
         fig.set_layout_engine(None)
 
 
-def _layout_signature(fig: Figure) -> tuple | None:
-    """What constrained layout measures, cheaply: equal signatures give equal axes positions.
+def _tick_label_shapes(axis: Any) -> tuple:
+    """The shapes of an axis's visible major tick labels, from the locator and formatter (no ticks made):
+    every digit read as 0 (the suite's font draws digits equally wide), the set of them and the first and
+    last (which may reach past the axes' ends). '5', '10', '15' and '10', '20', '30' have the same shapes."""
+    locs = axis.major.locator()
+    labels = axis.major.formatter.format_ticks(locs)  # all of them, as drawing does: the format depends on all
+    low, high = sorted(axis.get_view_interval())
+    margin = 1e-9 * max(abs(low), abs(high), 1e-300)
+    shapes = [_DIGITS.sub("0", label) for loc, label in zip(locs, labels) if low - margin <= loc <= high + margin]
+    return (tuple(sorted(set(shapes))), shapes[0], shapes[-1]) if shapes else ()
 
-    Figure size and layout pads; per axes its grid cell, scales, axis labels, titles, the major tick
-    labels (from the locator and formatter, without creating ticks), legends, and any text placed
+
+def _layout_signature(fig: Figure, pads: Mapping[str, Any] | None = None) -> tuple | None:
+    """What constrained layout measures, cheaply: equal signatures give equal axes positions (to a pixel
+    or two, where a tick label of the same shape is drawn with other digits).
+
+    Figure size and layout pads; per axes its grid cell, visibility, scales, axis labels, titles, the
+    shapes of the visible major tick labels (:func:`_tick_label_shapes`), legends, and any text placed
     outside the axes; the number of entries of each figure legend (its height); the suptitle. None
-    (always lay out) for axes outside a grid, e.g. colorbars and insets.
+    (always lay out) for axes outside a grid, e.g. colorbars and insets. ``pads``: the constrained
+    layout's settings, for a figure laid out before and drawn without its engine since (default: its engine's).
     """
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
     axes = []
     for ax in fig.axes:
         spec = ax.get_subplotspec()
@@ -183,62 +318,332 @@ def _layout_signature(fig: Figure) -> tuple | None:
             return None
         axis_labels = []
         for axis in (ax.xaxis, ax.yaxis):
-            locs = axis.major.locator()
             axis_labels.append((axis.get_scale(), axis.label.get_text(), axis.label.get_visible(),
-                                tuple(axis.major.formatter.format_ticks(locs))))
+                                _tick_label_shapes(axis)))
         legend = ax.get_legend()
         outside = tuple((t.get_text(), tuple(t.get_position())) for t in ax.texts
                         if t.get_transform() != ax.transAxes or not all(0 <= v <= 1 for v in t.get_position()))
-        axes.append((spec.get_geometry(), spec.rowspan, spec.colspan, tuple(axis_labels),
+        axes.append((spec.get_geometry(), spec.rowspan, spec.colspan, ax.get_visible(), tuple(axis_labels),
                      ax.get_title("left"), ax.get_title("center"), ax.get_title("right"), outside,
                      None if legend is None else tuple(t.get_text() for t in legend.get_texts())))
     legends = tuple((len(leg.get_texts()), getattr(leg, "_ncols", None), getattr(leg, "_loc", None))
                     for leg in fig.legends)
-    suptitle = fig.get_suptitle()
-    engine = fig.get_layout_engine()
-    return (tuple(fig.get_size_inches()), tuple(sorted(engine.get().items())), tuple(axes), legends, suptitle)
+    if pads is None:
+        engine = fig.get_layout_engine()
+        pads = engine.get() if isinstance(engine, ConstrainedLayoutEngine) else None
+    pads = tuple(sorted(pads.items())) if pads is not None else None
+    return (tuple(fig.get_size_inches()), pads, tuple(axes), legends, fig.get_suptitle())
+
+
+# --------------------------------------------------------------------------- in-place figure updates
+
+
+def _fill_updatable(collection: Any) -> bool:
+    """A ``fill_between`` area that takes new data (matplotlib ≥ 3.10); older ones: the figure is rebuilt."""
+    return hasattr(collection, "set_data") and hasattr(collection, "get_paths")
+
+
+def _rescale(axes: Sequence[Any]) -> None:
+    """Data limits and autoscaled view limits from the artists' new data, as a new figure would have them
+    (shared axes: every sibling's limits first, then the views)."""
+    for ax in axes:
+        ax.relim()
+        if not hasattr(ax, "_update_collection_limits"):  # matplotlib < 3.11: relim skips collections
+            for collection in ax.collections:
+                ax.update_datalim(collection.get_datalim(ax.transData))
+    for ax in axes:
+        ax.autoscale_view()
+
+
+def _metrics_box(metrics: Mapping[str, float]) -> str:
+    """The FPR95 / AUROC box of a histogram panel (as :func:`lnlab.plots.plot_msp_histograms` prints it)."""
+    return f"FPR95 {100 * metrics['fpr95']:.1f}%\nAUROC {100 * metrics['auroc']:.1f}%"
+
+
+def _update_histograms(fig: Figure, panels: Sequence[tuple[str, "_Panel"]], ood: str, score_name: str) -> bool:
+    """Give a :func:`lnlab.plots.plot_msp_histograms` figure new histograms in place: ``panels`` is
+    ``[(title, panel)]`` in the figure's order. False (nothing changed) if the figure is not that shape."""
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    if len(axes) != len(panels) or len(fig.legends) != 1 or len(fig.legends[0].get_texts()) != 2:
+        return False
+    boxes = []
+    for ax in axes:
+        found = [t for t in ax.texts if t.get_text().startswith("FPR95")]
+        if len(ax.collections) != 2 or len(found) != 1 or not all(_fill_updatable(c) for c in ax.collections):
+            return False
+        boxes.append(found[0])
+    xlabel = plots._score_axis_label(score_name)
+    for ax, box, (title, panel) in zip(axes, boxes, panels):
+        for fill, heights in zip(ax.collections, (panel.id_heights, panel.ood_heights)):
+            fill.set_data(panel.edges, np.zeros(len(panel.edges)), np.append(heights, heights[-1]))
+        box.set_text(_metrics_box(panel.metrics))
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+    fig.legends[0].get_texts()[1].set_text(f"OOD: {ood}")
+    _rescale(axes)
+    fig.stale = True
+    return True
+
+
+def _update_norm_run(fig: Figure, old: tuple[str, Any], new: tuple[str, Any]) -> bool:
+    """Replace one run's lines and bands in a :func:`lnlab.plots.plot_norm_vs_epoch` figure by another's.
+
+    ``old`` / ``new`` are ``(label, history frame)``. Each panel's set is found from the drawn data, so
+    the figure's choice of sets does not matter; False (nothing changed) if a panel lacks the run's line,
+    the new history lacks a set, or a band cannot take new data.
+    """
+    from matplotlib.colors import to_rgb
+
+    (old_label, old_frame), (new_label, new_frame) = old, new
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    plan = []
+    for ax in axes:
+        lines = [line for line in ax.get_lines() if line.get_label() == old_label]
+        if len(lines) != 1 or any(t.get_text().startswith("no history") for t in ax.texts):
+            return False
+        drawn = np.asarray(lines[0].get_ydata(), dtype=np.float64)
+        split = next((s for s in plots.norm_splits(old_frame)
+                      if np.array_equal(old_frame[f"norm_{s}_mean"].to_numpy(np.float64), drawn, equal_nan=True)), None)
+        if split is None or f"norm_{split}_mean" not in new_frame.columns:
+            return False
+        color = to_rgb(lines[0].get_color())
+        bands = [c for c in ax.collections if len(c.get_facecolor()) and tuple(c.get_facecolor()[0][:3]) == color]
+        band_columns = [f"norm_{split}_p10", f"norm_{split}_p90"]
+        if len(bands) > 1 or (bands and not (_fill_updatable(bands[0]) and set(band_columns) <= set(new_frame.columns))):
+            return False
+        plan.append((lines[0], bands[0] if bands else None, split))
+    legend_texts = [t for leg in fig.legends for t in leg.get_texts() if t.get_text() == old_label]
+    if not plan or len(legend_texts) != 1:
+        return False
+    epochs = new_frame.index.to_numpy()
+    for line, band, split in plan:
+        line.set_data(epochs, new_frame[f"norm_{split}_mean"].to_numpy())
+        line.set_label(new_label)
+        if band is not None:
+            band.set_data(epochs, new_frame[f"norm_{split}_p10"].to_numpy(), new_frame[f"norm_{split}_p90"].to_numpy())
+    legend_texts[0].set_text(new_label)
+    _rescale(axes)
+    fig.stale = True
+    return True
+
+
+def _move_bound_marker(fig: Figure, old: tuple[float, int], new: tuple[float, int]) -> bool:
+    """Move the star of a :func:`lnlab.plots.plot_lower_bound` figure (``marker=old``) to ``new``, in place:
+    the stars, the dotted vertical lines and the legend entry. False if the figure is not that shape."""
+    from lnlab.losses import confidence_cap, tight_lower_bound
+
+    if len(fig.axes) != 2:
+        return False
+    old_label, (tau, k) = _marker_label(*old), new
+    stars, rules = [], []
+    for ax in fig.axes:
+        stars += [line for line in ax.get_lines() if line.get_marker() == "*"]
+        rules += [line for line in ax.get_lines() if line.get_marker() != "*" and len(line.get_xdata()) == 2
+                  and np.allclose(np.asarray(line.get_xdata(), dtype=float), old[0]) and line.get_ydata()[0] == 0
+                  and line.get_ydata()[1] == 1]
+    texts = [t for leg in fig.legends for t in leg.get_texts() if t.get_text() == old_label]
+    if len(stars) != 2 or len(rules) != 2 or len(texts) != 1:
+        return False
+    stars[0].set_data([tau], [float(tight_lower_bound(tau, k))])
+    stars[1].set_data([tau], [float(confidence_cap(tau, k, tight=True))])
+    for rule in rules:
+        rule.set_xdata([tau, tau])
+    texts[0].set_text(_marker_label(tau, k))
+    fig.stale = True
+    return True
+
+
+def _marker_label(tau: float, k: int) -> str:
+    """The legend entry of the bound figure's star (as :func:`lnlab.plots.plot_lower_bound` writes it)."""
+    return f"τ={tau:.3g}, k={k}"
+
+
+# --------------------------------------------------------------------------- histograms, computed once
+
+
+class _Panel(NamedTuple):
+    """One run's histogram panel: shared bin edges, ID / OOD densities, ID / OOD scores and OOD metrics."""
+
+    edges: np.ndarray
+    id_heights: np.ndarray
+    ood_heights: np.ndarray
+    id_scores: np.ndarray
+    ood_scores: np.ndarray
+    metrics: dict[str, float]
+
+
+class _Histograms:
+    """Scores, histograms and OOD metrics of runs per (OOD set, score, temperature, epoch), each computed
+    once: what a control of the score explorer or the τ explorer only selects (paper Fig. 1 / 3).
+
+    ``runs``: ``{label: Run, Seeds (first seed) or dict of logits}``. ``epoch`` None: the final logits
+    (``Run.logits_for``); otherwise ``Run.snapshot(epoch, name)``.
+    """
+
+    KEEP = 256  # panels kept (a few KB each at the ci / quick sizes)
+
+    def __init__(self, runs: Mapping[str, Any]) -> None:
+        self.runs = runs
+        self._logits: dict[tuple, Any] = {}
+        self._scores: dict[tuple, np.ndarray] = {}
+        self._panels: OrderedDict[tuple, dict[str, _Panel]] = OrderedDict()
+        self._labels: dict[str, Any] = {}
+
+    def labels(self, label: str) -> Any:
+        """ID test labels of a run (``run.labels``), None for plain logits or where the data set is missing."""
+        if label not in self._labels:
+            try:
+                self._labels[label] = getattr(self.runs[label], "labels", None)
+            except (OSError, ValueError):  # the test set is not available here: no accuracy shown
+                self._labels[label] = None
+        return self._labels[label]
+
+    def logits(self, label: str, name: str, epoch: int | None = None) -> Any:
+        key = (label, name, epoch)
+        if key not in self._logits:
+            from lnlab.evaluate import logits_of
+
+            run = self.runs[label]
+            self._logits[key] = logits_of(run, name) if epoch is None else run.snapshot(epoch, name)
+        return self._logits[key]
+
+    def scores(self, label: str, name: str, score_name: str, temperature: float | None, epoch: int | None) -> np.ndarray:
+        key = (label, name, score_name, temperature, epoch)
+        if key not in self._scores:
+            from lnlab.scores import score
+
+            kwargs = {} if temperature is None else {"temperature": temperature}
+            values = score(score_name, self.logits(label, name, epoch), **kwargs)
+            self._scores[key] = values.detach().double().cpu().numpy().ravel()
+        return self._scores[key]
+
+    def panels(self, labels: Sequence[str], ood: str, score_name: str, temperature: float | None = None,
+               epoch: int | None = None) -> dict[str, _Panel]:
+        """``{label: _Panel}`` for the runs ``labels`` drawn together (their bins are shared)."""
+        key = (tuple(labels), ood, score_name, temperature, epoch)
+        if key in self._panels:
+            self._panels.move_to_end(key)
+            return self._panels[key]
+        from lnlab.metrics import ood_metrics
+
+        pairs = {label: (self.scores(label, "test", score_name, temperature, epoch),
+                         self.scores(label, ood, score_name, temperature, epoch)) for label in labels}
+        edges = plots._shared_bins(score_name, pairs.values(), HISTOGRAM_BINS)
+        found = {label: _Panel(edges, _density(ids, edges), _density(oods, edges), ids, oods, ood_metrics(ids, oods))
+                 for label, (ids, oods) in pairs.items()}
+        self._panels[key] = found
+        while len(self._panels) > self.KEEP:
+            self._panels.popitem(last=False)
+        return found
+
+
+def _density(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Histogram heights as seaborn's ``stat="density"`` draws them (the values inside the bins integrate to 1)."""
+    counts, _ = np.histogram(values, bins=edges)
+    total = counts.sum()
+    return counts / (total * np.diff(edges)) if total else np.zeros(len(edges) - 1)
+
+
+def _histogram_figure(panels: Mapping[str, _Panel], ood: str, score_name: str, subtitle: str | None = None) -> Figure:
+    kwargs = {"subtitle": subtitle} if subtitle else {}  # plots without subtitles take none
+    return plots.plot_msp_histograms({label: p.id_scores for label, p in panels.items()},
+                                     {label: p.ood_scores for label, p in panels.items()}, ood_name=ood,
+                                     score_name=score_name, metrics={label: p.metrics for label, p in panels.items()},
+                                     bins=HISTOGRAM_BINS, **kwargs)
+
+
+def _metric_lines(panels: Mapping[str, _Panel], indent: str = "  ",
+                  accuracy: Mapping[str, float] | None = None) -> list[str]:
+    lines = []
+    for label, panel in panels.items():
+        m = panel.metrics
+        line = f"{indent}{label:<22} FPR95 {100 * m['fpr95']:5.1f}%   AUROC {100 * m['auroc']:5.1f}%"
+        if accuracy and label in accuracy:
+            line += f"   test accuracy {100 * accuracy[label]:5.1f}%"
+        lines.append(line)
+    return lines
 
 
 # --------------------------------------------------------------------------- score explorer
 
 
+def common_snapshot_epochs(runs: Mapping[str, Any]) -> list[int]:
+    """Epochs at which every run stores test and OOD logits (``Run.snapshot_epochs``; first seed of a
+    ``Seeds``); empty for dicts of logits."""
+    epochs = None
+    for run in runs.values():
+        own = getattr(run, "snapshot_epochs", None)
+        if own is None:
+            return []
+        epochs = set(own) if epochs is None else epochs & set(own)
+    return sorted(epochs or ())
+
+
 def score_explorer(runs: Mapping[str, Any], oods: Sequence[str] | None = None,
                    scores: Sequence[str] = ("msp", "energy", "max_logit"), ood: str | None = None,
-                   score_name: str = "msp", temperature: float = 1.0) -> Explorer:
-    """ID vs OOD score histograms of every run, redrawn from cached logits (paper Fig. 3, Table 1).
+                   score_name: str = "msp", temperature: float = 1.0, epoch: int | None = None) -> Explorer:
+    """ID vs OOD score histograms of every run, redrawn from cached logits (paper Fig. 1 / 3, Table 1).
 
     ``runs`` maps a label to a Run (or to a dict of logits with ``"test"`` and OOD keys). Controls:
-    ``ood`` (dropdown), ``score`` (msp / energy / max_logit) and ``temperature`` (log slider, used
-    by msp and energy). ``state["metrics"]`` holds ``{label: ood_metrics(...)}`` of the shown data.
+    ``ood`` (dropdown), ``score`` (msp / energy / max_logit), ``temperature`` (log slider, used by msp
+    and energy) and, when the runs store logits along training (``Run.snapshot_epochs``, common to all),
+    ``epoch``: the histograms, FPR95 / AUROC and test accuracy after that epoch (default: the last).
+    ``state["metrics"]`` holds ``{label: ood_metrics(...)}`` of the shown data.
     """
-    from lnlab.metrics import ood_metrics
-
     oods = list(oods) if oods is not None else plots.ood_names(runs)
     if not runs or not oods:
         raise ValueError("pass runs with cached logits for 'test' and at least one common OOD set")
+    data = _Histograms(runs)
+    epochs = common_snapshot_epochs(runs)
     controls = {
         "ood": W.Dropdown(options=oods, value=ood or oods[0], description="OOD set"),
         "score": W.Dropdown(options=list(scores), value=score_name, description="score"),
         "temperature": W.FloatLogSlider(value=temperature, base=10, min=-1, max=3, step=0.05,
                                         description="temperature T", readout_format=".3g"),
     }
+    if len(epochs) > 1:  # runs without logits along training: no epoch slider
+        if epoch is not None and epoch not in epochs:
+            raise ValueError(f"epoch {epoch} is not stored by every run; pick one of {epochs}")
+        controls["epoch"] = W.SelectionSlider(options=[(str(e), e) for e in epochs], value=epoch or epochs[-1],
+                                              description="after epoch")
+    last = epochs[-1] if epochs else None
+    shown: dict[str, Any] = {}  # the figure and what it shows
 
     def render(values: dict[str, Any]) -> tuple[Figure, str, dict[str, Any]]:
         uses_t = values["score"] in TEMPERATURE_SCORES
         controls["temperature"].disabled = not uses_t
         t = values["temperature"] if uses_t else None
-        id_scores, ood_scores = plots.score_sets(runs, values["ood"], values["score"], t)
-        metrics = {label: ood_metrics(id_scores[label], ood_scores[label]) for label in id_scores}
-        fig = plots.plot_msp_histograms(id_scores, ood_scores, ood_name=values["ood"], score_name=values["score"],
-                                        metrics=metrics)
+        at = values.get("epoch")
+        panels = data.panels(list(runs), values["ood"], values["score"], t, None if at in (None, last) else at)
+        fig = shown.get("figure")
+        if fig is None or not _update_histograms(fig, list(panels.items()), values["ood"], values["score"]):
+            fig = _histogram_figure(panels, values["ood"], values["score"])
+        shown["figure"] = fig
         t_text = f", T={t:.3g}" if uses_t else ""
-        lines = [f"{values['score']}{t_text}, ID test vs OOD {values['ood']}:"]
-        lines += [f"  {label:<22} FPR95 {100 * m['fpr95']:5.1f}%   AUROC {100 * m['auroc']:5.1f}%"
-                  for label, m in metrics.items()]
-        extra = {"metrics": metrics, "id_scores": id_scores, "ood_scores": ood_scores, "effective_temperature": t}
+        at_text = f", after epoch {at} of {last}" if at is not None else ""
+        accuracy = _accuracies(data, at if at != last else None) if at is not None else None
+        lines = [f"{values['score']}{t_text}, ID test vs OOD {values['ood']}{at_text}:"]
+        lines += _metric_lines(panels, accuracy=accuracy)
+        extra = {"metrics": {label: p.metrics for label, p in panels.items()},
+                 "id_scores": {label: p.id_scores for label, p in panels.items()},
+                 "ood_scores": {label: p.ood_scores for label, p in panels.items()},
+                 "effective_temperature": t, "epoch": at if at is not None else None}
+        if accuracy:
+            extra["accuracy"] = accuracy
         return fig, "\n".join(lines), extra
 
     return Explorer(controls, render, title="Score explorer: ID vs OOD from cached logits")
+
+
+def _accuracies(data: _Histograms, epoch: int | None) -> dict[str, float]:
+    """ID test accuracy of each run from its logits after ``epoch`` (None: the last) and ``run.labels``."""
+    found = {}
+    for label in data.runs:
+        labels = data.labels(label)
+        if labels is not None:
+            logits = data.logits(label, "test", epoch)
+            found[label] = float((logits.argmax(1) == labels).float().mean())
+    return found
 
 
 # --------------------------------------------------------------------------- bound explorer
@@ -252,8 +657,6 @@ def bound_explorer(tau: float = 0.04, k: int = 10, ks: Sequence[int] = (10, 100,
     cap ``1 / (1 + (k-1) e^{-gap/τ})``; ``state`` holds the same numbers unrounded.
     ``points`` (runs' final train losses) is passed on to :func:`lnlab.plots.plot_lower_bound`.
     """
-    import math
-
     from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
 
     controls = {
@@ -261,6 +664,7 @@ def bound_explorer(tau: float = 0.04, k: int = 10, ks: Sequence[int] = (10, 100,
                                 step=0.01, description="τ", readout_format=".3g"),
         "k": W.IntSlider(value=k, min=2, max=1000, description="classes k"),
     }
+    shown: dict[str, Any] = {}  # the figure and the marker it shows
 
     def render(values: dict[str, Any]) -> tuple[Figure, str, dict[str, Any]]:
         t, n = float(values["tau"]), int(values["k"])
@@ -272,7 +676,10 @@ def bound_explorer(tau: float = 0.04, k: int = 10, ks: Sequence[int] = (10, 100,
         }
         # 1 - cap = 1 - e^(-bound), accurate where the cap itself rounds to 1.0 (small τ)
         numbers["confidence_cap_complement"] = -math.expm1(-numbers["tight_lower_bound"])
-        fig = plots.plot_lower_bound(ks=ks, points=points, marker=(t, n))
+        fig = shown.get("figure")
+        if fig is None or not _move_bound_marker(fig, shown["marker"], (t, n)):
+            fig = plots.plot_lower_bound(ks=ks, points=points, marker=(t, n))
+        shown.update(figure=fig, marker=(t, n))
         cap = format_probability(numbers["confidence_cap"], numbers["confidence_cap_complement"])
         text = (f"τ = {t:.4g}, k = {n}\n"
                 f"  Prop. 3 lower bound     log(1+(k-1)e^(-2/τ))      = {format_number(numbers['lower_bound'])} nats\n"
@@ -294,6 +701,7 @@ def tau_explorer(runs: Mapping[str, Any] | Iterable[Any], view: str = "norm", oo
     ``runs``: Runs (list or ``{label: Run}``) with ``config.loss`` / ``config.tau``,
     ``history_frame()`` and ``logits``. Controls: ``tau`` (slider over the cached τ values),
     ``view`` (``"norm"``: logit norm vs epoch; ``"msp"``: MSP histograms) and ``ood``.
+    Each view keeps its figure; moving τ swaps the LogitNorm run's lines or histograms in place.
     """
     runs = dict(runs) if isinstance(runs, Mapping) else plots.label_runs(runs)
     by_tau = {float(r.config.tau): label for label, r in runs.items() if str(r.config.loss).lower() == "logitnorm"}
@@ -308,40 +716,83 @@ def tau_explorer(runs: Mapping[str, Any] | Iterable[Any], view: str = "norm", oo
         "ood": W.Dropdown(options=oods, value=ood or (oods[0] if oods else None), description="OOD set"),
     }
     controls["tau"].disabled = len(taus) == 1  # nothing to slide to: the text says how to get more
+    data = _Histograms(runs)
+    frames: dict[str, Any] = {}
+    views: dict[str, dict[str, Any]] = {"norm": {}, "msp": {}}  # per view: its figure and what it shows
+
+    def frame(label: str) -> Any:
+        if label not in frames:
+            frames[label] = _norm_frame(runs[label])
+        return frames[label]
+
+    def norm_figure(label: str) -> Figure:
+        kept, shown = views["norm"], {**ref, label: runs[label]}
+        if kept.get("label") == label:
+            return kept["figure"]
+        if (not kept or not _same_subtitle(kept["figure"], shown, first_seed=False)
+                or not _update_norm_run(kept["figure"], (kept["label"], frame(kept["label"])), (label, frame(label)))):
+            kept["figure"] = plots.plot_runs_norm_vs_epoch(shown)
+        kept["label"] = label
+        return kept["figure"]
+
+    def msp_figure(label: str, ood_name: str, panels: Mapping[str, _Panel]) -> Figure:
+        kept, shown = views["msp"], {**ref, label: runs[label]}
+        if (kept.get("label"), kept.get("ood")) == (label, ood_name):
+            return kept["figure"]
+        if (not kept or not _same_subtitle(kept["figure"], shown, first_seed=True)
+                or not _update_histograms(kept["figure"], list(panels.items()), ood_name, "msp")):
+            kept["figure"] = plots.plot_runs_histograms(shown, ood_name, "msp", bins=HISTOGRAM_BINS)
+        kept.update(label=label, ood=ood_name)
+        return kept["figure"]
 
     def render(values: dict[str, Any]) -> tuple[Figure, str, dict[str, Any]]:
         label = by_tau[values["tau"]]
         shown = {**ref, label: runs[label]}
         controls["ood"].disabled = values["view"] != "msp"
-        if values["view"] == "msp":
-            fig = plots.plot_runs_histograms(shown, values["ood"], "msp")
-        else:
-            fig = plots.plot_runs_norm_vs_epoch(shown)
-        final = runs[label].history_frame().iloc[-1]
+        final = frame(label).iloc[-1]
         lines = [f"{label}: final train loss {final.get('train_loss', float('nan')):.4g}, "
                  f"test accuracy {100 * final.get('test_acc', float('nan')):.1f}%"]
         if len(taus) == 1:
             lines[0] += "  (the only cached τ: add values to `taus` in the parameters cell to compare several)"
-        lines += _tau_view_lines(shown, values["view"], values["ood"])  # what the figure shows, in numbers
+        if values["view"] == "msp":  # what the figure shows, in numbers
+            panels = data.panels(list(shown), values["ood"], "msp")
+            fig = msp_figure(label, values["ood"], panels)
+            lines += [f"  MSP, ID test vs OOD {values['ood']}:"] + _metric_lines(panels, indent="    ")
+        else:
+            fig = norm_figure(label)
+            lines += _norm_lines({name: frame(name) for name in shown})
         return fig, "\n".join(lines), {"label": label, "shown": list(shown)}
 
     return Explorer(controls, render, title="τ explorer: cached LogitNorm runs")
 
 
-def _tau_view_lines(shown: Mapping[str, Any], view: str, ood: str | None) -> list[str]:
-    """The τ explorer's figure in numbers: last-epoch mean logit norms, or MSP's FPR95 / AUROC on ``ood``."""
-    if view == "msp":
-        from lnlab.metrics import ood_metrics
+def _same_subtitle(fig: Figure, runs: Mapping[str, Any], first_seed: bool) -> bool:
+    """Whether ``fig`` already has the subtitle that ``plots`` gives a figure of ``runs`` (its recipe line, of
+    every seed or of the first seed only): a figure changed in place keeps its subtitle."""
+    from lnlab.evaluate import runs_of
 
-        id_scores, ood_scores = plots.score_sets(shown, ood, "msp")
-        lines = [f"  MSP, ID test vs OOD {ood}:"]
-        for name in shown:
-            m = ood_metrics(id_scores[name], ood_scores[name])
-            lines.append(f"    {name:<22} FPR95 {100 * m['fpr95']:5.1f}%   AUROC {100 * m['auroc']:5.1f}%")
-        return lines
+    recipe_line = getattr(plots, "recipe_line", None)
+    if recipe_line is None:
+        return not fig.get_suptitle()
+    described = {label: runs_of(group)[0] for label, group in runs.items()} if first_seed else runs
+    return fig.get_suptitle() == (recipe_line(described) or "")
+
+
+def _norm_frame(group: Any) -> Any:
+    """The history a norm figure draws for one label: the run's, or the seeds' mean and range (``Seeds``)."""
+    from lnlab.evaluate import runs_of
+
+    members = runs_of(group)
+    if len(members) == 1:
+        return members[0].history_frame()
+    return plots.seed_spread([run.history_frame() for run in members])
+
+
+def _norm_lines(frames: Mapping[str, Any]) -> list[str]:
+    """The norm view in numbers: last-epoch mean logit norms (train / test)."""
     lines = ["  mean logit norm ‖f(x)‖ at the last epoch (train / test):"]
-    for name, run in shown.items():
-        final = run.history_frame().iloc[-1]
+    for name, frame in frames.items():
+        final = frame.iloc[-1]
         lines.append(f"    {name:<22} {format_number(final.get('norm_train_mean', float('nan')), 3):>8} / "
                      f"{format_number(final.get('norm_test_mean', float('nan')), 3)}")
     return lines
@@ -350,34 +801,106 @@ def _tau_view_lines(shown: Mapping[str, Any], view: str, ood: str | None) -> lis
 # --------------------------------------------------------------------------- toy explorer (notebook 00)
 
 
+class _Background:
+    """One worker thread that computes ``compute(key)`` for the keys asked for, most recent request first,
+    and calls ``done(key, result)`` after each; results are kept (``results``)."""
+
+    def __init__(self, compute: Callable[[Any], Any], done: Callable[[Any, Any], None]) -> None:
+        self._compute, self._done = compute, done
+        self.results: dict[Any, Any] = {}
+        self.errors: dict[Any, BaseException] = {}
+        self._wanted: list[Any] = []
+        self._busy: Any = None
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def want(self, keys: Sequence[Any]) -> None:
+        """Compute ``keys`` (first first) before anything asked for earlier."""
+        with self._wake:
+            fresh = [key for key in dict.fromkeys(keys) if key not in self.results and key != self._busy]
+            self._wanted = fresh + [key for key in self._wanted if key not in fresh]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="lnlab-explorer", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def idle(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is asked for or being computed; return whether that happened in ``timeout`` s."""
+        with self._wake:
+            return self._wake.wait_for(lambda: not self._wanted and self._busy is None, timeout)
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: bool(self._wanted))
+                self._busy = key = self._wanted.pop(0)
+            try:
+                result = self._compute(key)
+            except Exception as error:  # shown by done(); the thread keeps serving
+                result = error
+            with self._wake:
+                if isinstance(result, Exception):
+                    self.errors[key] = result
+                else:
+                    self.errors.pop(key, None)
+                    self.results[key] = result
+            try:
+                self._done(key, result)
+            finally:
+                with self._wake:
+                    self._busy = None
+                    self._wake.notify_all()
+
+
+def _in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel (where a widget can be updated from a thread)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
 def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0, n: int = 1500, seed: int = 0,
-                 extent: float = 8.0, resolution: int = 200, tau_range: tuple[float, float] = (0.005, 1.0)) -> Explorer:
+                 extent: float = 8.0, resolution: int = 200, tau_range: tuple[float, float] = (0.005, 1.0),
+                 background: bool | None = None, ahead: int = 2) -> Explorer:
     """τ slider that retrains the 2-D toy's LogitNorm model and redraws its MSP map (paper Eq. 7, :mod:`lnlab.toy`).
 
-    The one explorer that trains inside a redraw: ``steps`` full-batch SGD steps of an MLP 2-64-64-3
-    on ``n`` points take about a second on one CPU core. ``state`` holds the ``run``
-    (:class:`lnlab.toy.ToyRun`), ``accuracy``, ``norm`` (mean raw logit norm on the data),
-    ``msp_data`` / ``msp_ring`` (mean MSP on the data and on the ring 4 ≤ ‖x‖ ≤ 6), ``auroc_ring``
-    (AUROC of MSP, data vs ring) and ``seconds`` (training time).
+    The one explorer that trains: ``steps`` full-batch SGD steps of an MLP 2-64-64-3 on ``n`` points
+    take about a second on one CPU core. Each τ is trained once and kept. With ``background`` (default:
+    inside a Jupyter kernel) a new τ is trained in a background thread: the text says so at once, the
+    previous map stays until the new one is ready, and once the explorer is on screen the ``ahead``
+    slider values on each side of the current one are trained in advance, so a step of the slider
+    shows its map at once. Without it (tests, scripts) setting the slider trains before it returns.
+    ``state`` holds the ``run`` (:class:`lnlab.toy.ToyRun`), ``accuracy``, ``norm`` (mean raw logit
+    norm on the data), ``msp_data`` / ``msp_ring`` (mean MSP on the data and on the ring 4 ≤ ‖x‖ ≤ 6),
+    ``auroc_ring`` (AUROC of MSP, data vs ring), ``seconds`` (training time) and ``pending`` (the τ
+    being trained while the previous map is shown, else None). ``explorer.background.idle(timeout)``
+    waits for the background thread.
     """
-    import math
-
     from lnlab import toy
 
     x, y = toy.make_blobs(n, seed=seed)
     ring = toy.RINGS[:1]
-    controls = {
-        "tau": W.FloatLogSlider(value=tau, base=10, min=math.log10(tau_range[0]), max=math.log10(tau_range[1]),
-                                step=0.05, description="τ", readout_format=".3g", continuous_update=False),
-    }
+    slider = W.FloatLogSlider(value=tau, base=10, min=math.log10(tau_range[0]), max=math.log10(tau_range[1]),
+                              step=0.05, description="τ", readout_format=".3g", continuous_update=False)
+    background = _in_kernel() if background is None else background
+    worker_png = _PngRenderer()  # the worker's own canvases (the first map is drawn before the worker starts)
+    asked: dict[float, float] = {}  # key -> the τ value asked for
 
-    def render(values: dict[str, Any]) -> tuple[Figure, str, dict[str, Any]]:
-        run = toy.train_toy(x, y, "logitnorm", tau=float(values["tau"]), weight_decay=weight_decay, steps=steps,
-                            seed=seed, record_every=max(1, steps // 50))
+    def key(t: float) -> float:
+        """τ values equal to 6 decimals of log10(τ) are one (the browser's and Python's 10**x may differ)."""
+        return round(math.log10(t), 6)
+
+    def compute(k: float) -> tuple[Drawn, str, dict[str, Any]]:
+        t = asked.get(k, 10 ** k)
+        run = toy.train_toy(x, y, "logitnorm", tau=t, weight_decay=weight_decay, steps=steps, seed=seed,
+                            record_every=max(1, steps // 50))
         rings = toy.ring_table({run.label: run}, x, rings=ring).iloc[0]
         numbers = {"run": run, "accuracy": float(run.final["accuracy"]), "norm": float(run.final["norm_mean"]),
                    "msp_data": float(rings["msp_data"]), "msp_ring": float(rings["msp_ring"]),
-                   "auroc_ring": float(rings["auroc_msp"]), "seconds": run.seconds}
+                   "auroc_ring": float(rings["auroc_msp"]), "seconds": run.seconds, "pending": None}
         fig = toy.plot_toy_maps({run.label: run}, x, y, extent=extent, resolution=resolution, rings=ring)
         msp_data = format_probability(rings["msp_data"], rings["doubt_data"])
         msp_ring = format_probability(rings["msp_ring"], rings["doubt_ring"])
@@ -386,6 +909,62 @@ def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0,
                 f"  mean raw logit norm on the data  {format_number(numbers['norm'])}\n"
                 f"  mean MSP: data {msp_data}, ring {ring[0][0]:g}–{ring[0][1]:g} {msp_ring}; "
                 f"AUROC of MSP (data vs ring) {numbers['auroc_ring']:.3f}")
-        return fig, text, numbers
+        return Drawn(fig, worker_png(fig)), text, {"tau": t, **numbers}
 
-    return Explorer(controls, render, title="Toy explorer: retrain the 2-D LogitNorm model at another τ")
+    def ahead_of(t: float) -> list[float]:
+        """Keys of the slider values up to ``ahead`` steps from ``t`` (nearest first), on the slider's grid."""
+        index = round((math.log10(t) - slider.min) / slider.step)
+        steps_max = round((slider.max - slider.min) / slider.step)
+        return [key(10 ** (slider.min + i * slider.step)) for d in range(1, ahead + 1) for i in (index + d, index - d)
+                if 0 <= i <= steps_max]
+
+    def on_screen() -> bool:
+        count = getattr(explorer.widget, "_view_count", None)
+        return count is None or count > 0  # None: views are not counted
+
+    def train_ahead(t: float) -> None:
+        if background and on_screen():
+            jobs.want(ahead_of(t))
+
+    def done(k: float, result: Any) -> None:
+        """In the worker thread: show the result if the slider still asks for it, then train ahead of it."""
+        with explorer._lock:
+            if key(float(slider.value)) != k:
+                return
+            if isinstance(result, BaseException):
+                explorer.show(None, f"training the toy at τ = {asked.get(k, 10 ** k):.3g} failed: {result!r}",
+                              {**explorer.state, "pending": None})
+                return
+            explorer.show(*result)
+        train_ahead(asked.get(k, 10 ** k))
+
+    jobs = _Background(compute, done)
+
+    def render(values: dict[str, Any]) -> tuple[Drawn | None, str, dict[str, Any]]:
+        t = float(values["tau"])
+        k = key(t)
+        asked.setdefault(k, t)
+        if k in jobs.results:
+            train_ahead(t)
+            return jobs.results[k]
+        if not background or not jobs.results:  # the first map is drawn before the cell returns
+            jobs.results[k] = compute(k)
+            return jobs.results[k]
+        previous = explorer.state.get("run")
+        jobs.want([k])
+        text = (f"retraining the toy at τ = {t:.3g} ({steps} steps, about a second); the map below is still "
+                f"{previous.label if previous is not None else 'the previous τ'}")
+        return None, text, {**explorer.state, "tau": t, "pending": t}
+
+    explorer = Explorer({"tau": slider}, render,
+                        title="Toy explorer: retrain the 2-D LogitNorm model at another τ")
+    explorer.background = jobs
+    if background:
+        explorer.widget._view_count = 0  # let the frontend count its views: train ahead once the explorer shows
+
+        def first_view(change: Any) -> None:
+            if change["new"]:
+                train_ahead(float(slider.value))
+
+        explorer.widget.observe(first_view, names="_view_count")
+    return explorer

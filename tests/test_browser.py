@@ -8,10 +8,16 @@ URL, checks that JupyterLab asked nothing (no kernel dialog, no news pop-up), ru
 Run menu, checks that no cell printed a warning or an error, then changes every control of every
 explorer (sliders with the keyboard, dropdowns, toggle buttons, checkboxes) and asserts that the text
 and the image both changed. It times each redraw in the page, from the control's event to the new
-image being loaded, drags each slider once to check that a drag costs one redraw, and saves a
-screenshot per notebook (``<stem>.png`` at its explorers, ``<stem>_opened.png`` as it opens) plus
-``redraw_times.json`` to the output folder it prints
-(``$LNLAB_TEST_OUTPUT/browser`` if set, else pytest's temporary folder).
+image being loaded (``image_ms``; ``text_ms``: to the new text, which comes first where a redraw
+answers at once and draws later, as the toy explorer's retraining does), changes every control
+``$LNLAB_REDRAW_REPEATS`` times in all (default 5: sliders step on, dropdowns cycle) for a p50 / p95
+per control, drags each slider once to check that a drag costs one redraw, and saves a screenshot
+per notebook (``<stem>.png`` at its explorers after one change of each control, ``<stem>_opened.png``
+as it opens) plus ``redraw_times.json`` (every redraw with the machine's load) to the output folder
+it prints (``$LNLAB_TEST_OUTPUT/browser`` if set, else pytest's temporary folder). At the end it
+prints a table of p50 / p95 per control; the target is p95 ≤ 0.3 s at the ci profile on two busy
+cores, and a redraw slower than ``$LNLAB_REDRAW_LIMIT_S`` (default 20 s: a retrain or a reload in a
+redraw) fails the test.
 
 Chromium: ``$LNLAB_CHROMIUM`` or ``/usr/bin/chromium`` (Debian: ``apt-get install -y chromium``);
 Playwright never downloads a browser here. If the browser or the server cannot start, the test fails
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import re
 import secrets
@@ -43,11 +50,16 @@ CHROMIUM = os.environ.get("LNLAB_CHROMIUM", "/usr/bin/chromium")
 # output): the ci profile, and two τ values so that τ sliders have somewhere to go (one ci run more).
 TAUS = [0.04, 0.1]
 PARAMETERS = {"profile": "ci", "device": "cpu", "taus": TAUS, "sweep_taus": TAUS, "seeds": [0], "progress": False}
-RUN_ALL_TIMEOUT_S = 300  # runs are trained before the browser starts: cells only load them
-REDRAW_TIMEOUT_S = 60
+# Runs are trained before the browser starts: cells only load them. A machine far busier than CI
+# (a training job on the same cores) may need more: LNLAB_RUN_ALL_TIMEOUT_S, LNLAB_REDRAW_TIMEOUT_S.
+RUN_ALL_TIMEOUT_S = float(os.environ.get("LNLAB_RUN_ALL_TIMEOUT_S", "300"))
+REDRAW_TIMEOUT_S = float(os.environ.get("LNLAB_REDRAW_TIMEOUT_S", "60"))
 # A redraw slower than this fails the test (a retrain or a reload in a redraw); the target on 2 busy
-# cores is 0.3 s at the ci profile, reported in redraw_times.json, not asserted (shared CI cores vary).
+# cores is p95 <= 0.3 s at the ci profile, printed per control and kept in redraw_times.json, not
+# asserted (shared CI cores vary).
 REDRAW_LIMIT_S = float(os.environ.get("LNLAB_REDRAW_LIMIT_S", "20"))
+REDRAW_TARGET_S = 0.3
+REPEATS = max(1, int(os.environ.get("LNLAB_REDRAW_REPEATS", "5")))  # changes per control, for p50 / p95
 WIDGET_CALL = re.compile(r"\b(widgets\.\w+|\w*_explorer|Explorer)\s*\(")
 
 
@@ -285,13 +297,18 @@ def _shutdown_kernels(lab) -> None:
 
 
 def _change(page, control: dict) -> str:
-    """Change one control the way a user does; return what was done."""
+    """Change one control the way a user does; return what was done. A slider steps on in one direction
+    (``control["direction"]``) and turns at its ends, so repeated changes reach new values."""
     element = page.locator(f"[data-lnlab-control='{control['id']}']")
     kind = control["kind"]
     if kind == "slider":
         handle = element.locator(".noUi-handle").first
-        at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
-        key = "ArrowLeft" if at_max else "ArrowRight"
+        now, low, high = (handle.get_attribute(f"aria-value{end}") for end in ("now", "min", "max"))
+        if now == high:
+            control["direction"] = -1
+        elif now == low:
+            control["direction"] = 1
+        key = "ArrowLeft" if control.get("direction", 1) < 0 else "ArrowRight"
         handle.focus()
         page.keyboard.press(key)
         return f"key {key}"
@@ -359,8 +376,45 @@ def _drag_redraws(page, explorer: int, control: dict) -> int:
     return len(page.evaluate(RESULT, explorer)["load"])
 
 
+def _percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (with 5 values, p95 is the slowest: no interpolation below it)."""
+    ranked = sorted(values)
+    return ranked[max(0, math.ceil(q / 100 * len(ranked)) - 1)]
+
+
+def redraw_table(everything: dict) -> list[str]:
+    """One line per control: redraws, p50 / p95 to the new image (and to the new text), the load average."""
+    lines = [f"{'notebook':<22} {'explorer':<28} {'control':<24} {'n':>2} {'p50 ms':>7} {'p95 ms':>7} "
+             f"{'text p95':>8} {'load':>10}"]
+    for stem, times in everything.items():
+        groups: dict[tuple, list[dict]] = {}
+        for t in times:
+            groups.setdefault((t["explorer"], t["control"]), []).append(t)
+        for (explorer, control), rows in groups.items():
+            image, text = [r["image_ms"] for r in rows], [r["text_ms"] for r in rows]
+            loads = [r["load_1min"] for r in rows]
+            p95 = _percentile(image, 95)
+            lines.append(f"{stem:<22} {explorer.split(':')[0][:28]:<28} {control[:24]:<24} {len(rows):>2} "
+                         f"{_percentile(image, 50):>7.0f} {p95:>7.0f} {_percentile(text, 95):>8.0f} "
+                         f"{min(loads):>4.1f}-{max(loads):<4.1f}" + ("" if p95 <= 1000 * REDRAW_TARGET_S else "  > target"))
+    return lines
+
+
+@pytest.fixture(scope="module")
+def redraw_record(output_dir, request):
+    """``{notebook: [redraw]}`` of this session, printed as a table at the end of the module."""
+    record: dict[str, list[dict]] = {}
+    yield record
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if record and reporter is not None:
+        reporter.write_line(f"\n[test_browser] redraw times, control -> new image (target p95 <= "
+                            f"{1000 * REDRAW_TARGET_S:.0f} ms at the ci profile; load = 1-min load average):")
+        for line in redraw_table(record):
+            reporter.write_line(line)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_widgets_redraw_in_jupyterlab(path, browser, lab, output_dir):  # browser first: fail fast
+def test_notebook_widgets_redraw_in_jupyterlab(path, browser, lab, output_dir, redraw_record):  # browser first
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     try:
         page.goto(f"{lab['url']}/lab/tree/{path.name}?token={lab['token']}&reset", timeout=120_000)
@@ -384,23 +438,27 @@ def test_notebook_widgets_redraw_in_jupyterlab(path, browser, lab, output_dir): 
 
         explorers = page.evaluate(MARK_EXPLORERS)
         assert explorers, f"{path.name} calls a widget but no explorer (controls + image) was displayed"
+        if path.stem.startswith("02"):  # the score explorer has an epoch slider (the ci runs store snapshots)
+            labels = [c["label"] for e in explorers for c in e["controls"]]
+            assert any("epoch" in label for label in labels), f"no epoch slider in {path.name}: {labels}"
         times = []
         for explorer in explorers:
             assert explorer["controls"], f"explorer {explorer['title']!r} has no controls"
             page.evaluate("(i) => document.querySelector(`[data-lnlab-explorer='${i}']`)"
                           ".scrollIntoView({block: 'start'})", explorer["index"])
-            pending, changed = list(explorer["controls"]), []
-            while pending:  # a disabled control (e.g. OOD set while not on the MSP view) waits for the others
-                ready = [c for c in pending if not _disabled(page, c)]
-                assert ready, f"{[c['label'] for c in pending]} stayed disabled after changing {changed}"
-                for control in ready:
-                    timing = _redraw(page, explorer["index"], control)
-                    times.append({"explorer": explorer["title"], **timing, **_machine_load()})
-                    changed.append(control["label"])
-                    pending.remove(control)
-            if explorer["index"] == 0:  # each control one step from the notebook's values: what a user sees
-                page.wait_for_timeout(300)
-                page.screenshot(path=str(output_dir / f"{path.stem}.png"))
+            for repeat in range(REPEATS):
+                pending, changed = list(explorer["controls"]), []
+                while pending:  # a disabled control (e.g. OOD set while not on the MSP view) waits for the others
+                    ready = [c for c in pending if not _disabled(page, c)]
+                    assert ready, f"{[c['label'] for c in pending]} stayed disabled after changing {changed}"
+                    for control in ready:
+                        timing = _redraw(page, explorer["index"], control)
+                        times.append({"explorer": explorer["title"], "repeat": repeat, **timing, **_machine_load()})
+                        changed.append(control["label"])
+                        pending.remove(control)
+                if explorer["index"] == 0 and repeat == 0:  # each control one step from the notebook's values
+                    page.wait_for_timeout(300)
+                    page.screenshot(path=str(output_dir / f"{path.stem}.png"))
             for control in [c for c in explorer["controls"] if c["kind"] == "slider"]:
                 redraws = _drag_redraws(page, explorer["index"], control)
                 assert redraws == 1, f"dragging {control['label']!r} redrew {redraws} times; one drag, one redraw"
@@ -414,8 +472,8 @@ def test_notebook_widgets_redraw_in_jupyterlab(path, browser, lab, output_dir): 
     everything = json.loads(record.read_text()) if record.is_file() else {}
     everything[path.stem] = times
     record.write_text(json.dumps(everything, indent=1, ensure_ascii=False))
+    redraw_record[path.stem] = times
     slow = [t for t in times if t["image_ms"] > REDRAW_LIMIT_S * 1000]
-    print(f"{path.stem}: redraw ms (control -> new image): "
-          + ", ".join(f"{t['control']} {t['image_ms']:.0f}" for t in times)
-          + f"; median {statistics.median(t['image_ms'] for t in times):.0f}")
+    print("\n".join(redraw_table({path.stem: times})))
+    print(f"median {statistics.median(t['image_ms'] for t in times):.0f} ms")
     assert not slow, f"redraws slower than {REDRAW_LIMIT_S} s: {slow}"

@@ -44,11 +44,11 @@ def shared(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("portable")
     pair = get_pair("ci", tau=0.04, root=base / "trained", progress=False, **SMALL)
-    exported = base / "exported"
+    exported = base / "reference" / "tiny"  # a reference source with one recipe folder
     folders = {loss: export_run(run, exported) for loss, run in pair.items()}
     imported = import_runs([exported], root=base / "imported")
-    return SimpleNamespace(pair=pair, exported=exported, folders=folders, cache=base / "imported",
-                           trained=base / "trained", imported=imported)
+    return SimpleNamespace(pair=pair, exported=exported, reference=base / "reference", folders=folders,
+                           cache=base / "imported", trained=base / "trained", imported=imported)
 
 
 def _imported(shared, monkeypatch) -> dict:
@@ -70,7 +70,7 @@ def test_export_writes_a_compact_run_with_provenance(shared):
     meta = json.loads((folder / "run.json").read_text())
     assert meta["key"] == ce.key and meta["canonical"] == ce.config.canonical()
     sets = {entry["name"]: entry for entry in meta["sets"]}
-    assert list(sets) == ["test", *OODS, "train", "val", "gaussian_val"]
+    assert list(sets) == ["test", *OODS, "train", "val", "gaussian_val", "val_pixels", "val_jigsaw", "val_blend"]
     assert meta["config"]["ood"] == OODS and meta["config"]["data_root"] is None
     assert meta["history"] == ce.history and meta["final_train_loss"] == ce.final_train_loss
     provenance = meta["provenance"]
@@ -197,8 +197,8 @@ def test_export_refuses_an_unfinished_run(tmp_path):
 
 def test_reference_profile_reads_the_recipe_and_never_trains(shared, monkeypatch, tmp_path):
     monkeypatch.setattr(lnlab.train, "train", _no_training)
-    monkeypatch.setenv("LNLAB_REFERENCE", str(shared.exported))
-    assert reference_root() == shared.exported.resolve()
+    monkeypatch.setenv("LNLAB_REFERENCE", str(shared.reference))
+    assert reference_root() == shared.reference.resolve()
     for loss, run in shared.pair.items():
         assert make_config("reference", loss=loss, tau=0.04, seed=0).key() == run.key
     runs = comparison_runs("reference", taus=[0.04], device="cuda", runs_root=tmp_path / "empty-cache")
@@ -211,24 +211,18 @@ def test_reference_profile_reads_the_recipe_and_never_trains(shared, monkeypatch
         comparison_runs("reference", seeds=[3], runs_root=tmp_path / "empty-cache")
 
 
-def test_the_package_ships_no_reference_run_made_on_a_cpu():
-    package_source = Path(lnlab.train.__file__).resolve().parent / "reference"
-    for folder in (p for p in package_source.iterdir() if p.is_dir()):
-        run = load_portable(folder)  # a shipped run must verify
-        assert run.meta["provenance"]["device"] == "cuda", f"{folder.name} was trained on a CPU"
-
-
 def test_reference_profile_errors_when_empty_or_mixed(shared, monkeypatch, tmp_path):
-    monkeypatch.delenv("LNLAB_REFERENCE", raising=False)
-    with pytest.raises(ValueError, match="no reference runs shipped yet.*ci|quick|paper"):  # the package ships none
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("LNLAB_REFERENCE", str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match=r"no reference runs here.*ci\|quick\|laptop\|paper"):
         make_config("reference")
-    mixed = tmp_path / "mixed"
+    mixed = tmp_path / "mixed" / "recipe"
     _copy(shared.folders["ce"], mixed)
     forged = _copy(shared.folders["logitnorm"], mixed)
     meta = json.loads((forged / "run.json").read_text())
     meta["config"]["epochs"] = meta["canonical"]["epochs"] = 7
     atomic_write_json(forged / "run.json", meta)
-    monkeypatch.setenv("LNLAB_REFERENCE", str(mixed))
+    monkeypatch.setenv("LNLAB_REFERENCE", str(mixed.parent))
     with pytest.raises(ValueError, match=r"2 recipes \(they differ in \['epochs'\]\)"):
         make_config("reference")
 
@@ -260,7 +254,7 @@ def test_cli_export_and_import(shared, tmp_path, capsys):
 
 def test_cli_eval_reference(shared, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(lnlab.train, "train", _no_training)
-    monkeypatch.setenv("LNLAB_REFERENCE", str(shared.exported))
+    monkeypatch.setenv("LNLAB_REFERENCE", str(shared.reference))
     argv = ["eval", "--profile", "reference", "--loss", "logitnorm", "--tau", "0.04", "--runs", str(tmp_path)]
     assert main(argv + ["--scores", "msp", "energy"]) == 0
     out = capsys.readouterr().out
@@ -271,14 +265,14 @@ def test_cli_eval_reference(shared, tmp_path, monkeypatch, capsys):
     for command in (argv, ["figures", "--profile", "reference", "--output", str(tmp_path / "figures")]):
         assert main(command) == 2
         err = capsys.readouterr().err
-        assert "no reference runs shipped yet" in err and err.count("\n") == 1
+        assert "no reference runs here" in err and err.count("\n") == 1
 
 
 # --------------------------------------------------------------------------- notebooks
 
 
 def test_notebooks_run_on_imported_runs_without_weights_or_images(shared, tmp_path, monkeypatch):
-    monkeypatch.setenv("LNLAB_REFERENCE", str(shared.exported))
+    monkeypatch.setenv("LNLAB_REFERENCE", str(shared.reference))
     monkeypatch.setenv("LNLAB_DATA", str(tmp_path / "no-data"))  # portable runs need no image
     out = tmp_path / "figures"
     written = run_suite(profile="reference", notebooks=["01", "02", "03", "04", "05", "06"], runs_root=shared.cache,

@@ -38,7 +38,8 @@ def _run(loss: str, tau: float, seed: int, val_noise: float, test_noise: float, 
         return logits[name]
 
     return SimpleNamespace(config=TrainConfig(loss=loss, tau=tau, seed=seed, model="fastnet", ood=("textures",)),
-                           logits_for=logits_for, labels=labels, labels_for=lambda name: labels)
+                           logits_for=logits_for, labels=labels, labels_for=lambda name: labels,
+                           has_weights=False, stored=logits)  # like a portable run: only these sets
 
 
 @pytest.fixture()
@@ -58,6 +59,20 @@ def test_pick_tau_uses_only_validation_sets(runs_and_reads):
     runs, reads = runs_and_reads
     assert tau_rule.pick_tau(runs) == 0.1
     assert set(reads) == {"val", "gaussian_val"}  # never "test" nor a test OOD set
+
+
+def test_validation_averages_the_validation_sets_every_run_has(runs_and_reads):
+    runs, _ = runs_and_reads
+    assert tau_rule.validation_oods(runs) == ["gaussian_val"]
+    for group in runs.values():  # give every run a second validation set: the rule averages both
+        for run in group:
+            run.stored["val_jigsaw"] = run.stored["gaussian_val"] * 0 + torch.randn_like(run.stored["gaussian_val"])
+    assert tau_rule.validation_oods(runs) == ["gaussian_val", "val_jigsaw"]
+    table = tau_rule.validation_metrics(runs, per_set=True)
+    mean = tau_rule.validation_metrics(runs)
+    for label in runs:
+        both = table.loc[["gaussian_val", "val_jigsaw"], (label, "msp", "auroc", "mean")].mean()
+        assert mean.loc[label, ("auroc", "mean")] == pytest.approx(both)
 
 
 def test_the_test_sets_would_pick_another_tau(runs_and_reads):

@@ -28,7 +28,7 @@ from tests_support import TINY, ci_pair, requires_cifar10
     ({"dataset": "imagenet"}, "dataset.*cifar10"),
     ({"model": "vgg"}, "model.*fastnet"),
     ({"loss": "focal"}, "loss.*logitnorm"),
-    ({"schedule": "linear"}, "schedule.*cosine"),
+    ({"schedule": "exponential"}, "schedule.*cosine.*linear"),
     ({"ood": ("mnist", "cifar10")}, "cannot be OOD sets.*svhn"),
     ({"device": "tpu"}, "device"),
     ({"lr": 0.0}, "lr"),
@@ -60,8 +60,8 @@ def test_key_depends_only_on_result_changing_fields():
     assert make_config("ci", tau=0.01).key() == make_config("ci", tau=0.1).key()
     assert make_config("ci", loss="logitnorm", tau=0.01).key() != make_config("ci", loss="logitnorm", tau=0.1).key()
     assert make_config("ci", warmup_epochs=1).key() == make_config("ci", warmup_epochs=1.0).key()
-    # amp only matters on CUDA
-    assert make_config("ci", device="cpu", amp=False).key() == make_config("ci", device="cpu", amp=True).key()
+    # amp is hashed on every device (bf16 autocast on CPUs too, engine version 3)
+    assert make_config("ci", device="cpu", amp=False).key() != make_config("ci", device="cpu", amp=True).key()
 
 
 def test_config_round_trips_through_a_dict():
@@ -76,7 +76,7 @@ def test_make_config_rejects_unknown_profile_and_field():
         make_config("huge")
     with pytest.raises(ValueError, match="valid fields"):
         make_config("ci", learning_rate=0.1)
-    assert set(PROFILES) == {"ci", "quick", "paper"}
+    assert set(PROFILES) == {"ci", "quick", "laptop", "paper"}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -98,6 +98,14 @@ def test_warmup_is_linear_per_step_then_cosine_decays_to_zero():
     warm = [factor(s) for s in range(10)]
     assert warm == pytest.approx([(s + 1) / 10 * 0.5 * (1 + math.cos(math.pi * s / 50)) for s in range(10)])
     assert factor(49) < 0.01 and factor(25) == pytest.approx(0.5)
+
+
+def test_linear_schedule_warms_up_then_falls_on_a_straight_line_to_zero():
+    """The laptop recipe: warm-up over 1 epoch, then lr × (1 − (step − warm-up) / (total − warm-up))."""
+    factor = lr_factor(TrainConfig(epochs=10, warmup_epochs=1, schedule="linear"), steps_per_epoch=4)
+    assert [factor(s) for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert [factor(s) for s in range(4, 40, 9)] == pytest.approx([1 - (s - 4) / 36 for s in range(4, 40, 9)])
+    assert factor(40) == 0.0 and factor(22) == pytest.approx(0.5)
 
 
 # ---------------------------------------------------------------------- divergence

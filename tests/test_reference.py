@@ -1,0 +1,91 @@
+"""The shipped reference runs (``lnlab/reference/<recipe>/``): recipe, provenance, checksums, size, and use.
+
+Every run a recipe folder ships must verify against its manifest, be a run of that recipe (its key is
+the key of the recipe's profile with its loss, τ and seed), say where and how it was trained, and
+carry its weights so that weight-based scores and new sets work. The whole source stays small.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import lnlab.train
+from lnlab.portable import WEIGHTS_FILE, load_portable, reference_recipes, reference_runs
+from lnlab.profiles import make_config
+from lnlab.runs import get_run
+from lnlab.splits import VALIDATION_OOD_SETS
+from lnlab.train import snapshot_epochs
+
+SOURCE = Path(lnlab.train.__file__).resolve().parent / "reference"
+MAX_MB = 25
+# Recipe folder -> the profile whose runs it holds and the machine kind it was made on.
+RECIPES = {"laptop": ("laptop", "cpu")}
+
+
+def _shipped() -> list[Path]:
+    return sorted(p for recipe in SOURCE.iterdir() if recipe.is_dir() for p in recipe.iterdir() if p.is_dir())
+
+
+def test_every_recipe_folder_is_known_and_the_source_stays_small():
+    assert set(p.name for p in SOURCE.iterdir() if p.is_dir()) <= set(RECIPES)
+    size = sum(f.stat().st_size for f in SOURCE.rglob("*") if f.is_file())
+    assert size <= MAX_MB * 2 ** 20, f"the reference source is {size / 2 ** 20:.1f} MB (limit {MAX_MB} MB)"
+
+
+@pytest.mark.parametrize("folder", _shipped(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_a_shipped_run_has_its_recipe_provenance_and_checksums(folder, monkeypatch):
+    monkeypatch.delenv("LNLAB_REFERENCE", raising=False)
+    run = load_portable(folder)  # verifies every file against manifest.json
+    profile, device = RECIPES[folder.parent.name]
+    config = run.trained
+    expected = make_config(profile, loss=config.loss, tau=config.tau, seed=config.seed)
+    assert run.key == folder.name == expected.key(), f"{folder.name} is not a run of the {profile} recipe"
+    assert config.canonical() == expected.canonical()
+    provenance = run.meta["provenance"]
+    assert provenance["device"] == device and provenance["device_name"]
+    assert provenance["precision"] in ("bf16-autocast", "float32") and provenance["torch_version"]
+    assert provenance["engine_version"] == expected.canonical()["engine_version"]
+    assert len(run.history) == expected.epochs and provenance["wall_seconds"] > 0
+    assert {"train", "test", "textures", "mnist", "tinyimagenet", "val", *VALIDATION_OOD_SETS} <= set(run.history_sets)
+    assert run.snapshot_epochs == snapshot_epochs(expected.epochs)
+    assert {"test", "val", *VALIDATION_OOD_SETS, *expected.ood} <= set(run.sets)
+    assert run.has_weights and WEIGHTS_FILE in json.loads((folder / "manifest.json").read_text())["files"]
+
+
+@pytest.mark.parametrize("folder", _shipped()[:1], ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_weights_reproduce_the_shipped_logits(folder, monkeypatch, tmp_path):
+    """The float16 weights give the stored test logits back (float16 storage + float16 weights + bf16)."""
+    monkeypatch.delenv("LNLAB_REFERENCE", raising=False)
+    run = load_portable(folder)
+    stored = run.logits_for("test")
+    net = run.model()
+    from lnlab.evaluate import eval_loader, predict
+    from lnlab.precision import use_bf16
+    from lnlab.splits import eval_set
+
+    images = eval_set(run.config, "test").images[:500]
+    fresh = predict(net, eval_loader(images, torch.device("cpu"), run.config.channels_last),
+                    use_bf16(run.config.amp, "cpu"))
+    agree = (fresh.argmax(1) == stored[:500].argmax(1)).float().mean()
+    assert agree >= 0.98, f"only {agree:.1%} of the predictions agree"
+
+
+def test_profiles_find_the_shipped_runs_without_training(monkeypatch, tmp_path):
+    monkeypatch.delenv("LNLAB_REFERENCE", raising=False)
+    if not reference_recipes():
+        pytest.skip("no reference runs shipped")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a shipped run was trained")
+
+    monkeypatch.setattr(lnlab.train, "train", no_training)
+    loss, tau, seed = reference_runs("laptop")[0]
+    for profile in ("laptop", "reference"):
+        run = get_run(make_config(profile, loss=loss, seed=seed, **({} if tau is None else {"tau": tau})),
+                      root=tmp_path / "cache")
+        assert run.has_weights and len(run.history) == make_config("laptop").epochs
+    assert not list((tmp_path / "cache").rglob("*.pt"))  # nothing computed yet, nothing written into the source
