@@ -864,7 +864,7 @@ def _in_kernel() -> bool:
 
 def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0, n: int = 1500, seed: int = 0,
                  extent: float = 8.0, resolution: int = 200, tau_range: tuple[float, float] = (0.005, 1.0),
-                 background: bool | None = None, ahead: int = 2) -> Explorer:
+                 background: bool | None = None, ahead: int = 1) -> Explorer:
     """τ slider that retrains the 2-D toy's LogitNorm model and redraws its MSP map (paper Eq. 7, :mod:`lnlab.toy`).
 
     The one explorer that trains: ``steps`` full-batch SGD steps of an MLP 2-64-64-3 on ``n`` points
@@ -872,7 +872,9 @@ def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0,
     inside a Jupyter kernel) a new τ is trained in a background thread: the text says so at once, the
     previous map stays until the new one is ready, and once the explorer is on screen the ``ahead``
     slider values on each side of the current one are trained in advance, so a step of the slider
-    shows its map at once. Without it (tests, scripts) setting the slider trains before it returns.
+    after a pause shows its map at once (one value ahead: a quick second step waits for the one
+    retrain it asked for, never for a guess). Without it (tests, scripts) setting the slider trains
+    before it returns.
     ``state`` holds the ``run`` (:class:`lnlab.toy.ToyRun`), ``accuracy``, ``norm`` (mean raw logit
     norm on the data), ``msp_data`` / ``msp_ring`` (mean MSP on the data and on the ring 4 ≤ ‖x‖ ≤ 6),
     ``auroc_ring`` (AUROC of MSP, data vs ring), ``seconds`` (training time) and ``pending`` (the τ

@@ -459,7 +459,9 @@ def test_notebook_widgets_redraw_in_jupyterlab(path, browser, lab, output_dir, r
                 if explorer["index"] == 0 and repeat == 0:  # each control one step from the notebook's values
                     page.wait_for_timeout(300)
                     page.screenshot(path=str(output_dir / f"{path.stem}.png"))
-            for control in [c for c in explorer["controls"] if c["kind"] == "slider"]:
+            # The epoch slider has only the few snapshot epochs (4 at ci): there is no drag over several
+            # values to check; its keyboard steps are timed above like every control's.
+            for control in [c for c in explorer["controls"] if c["kind"] == "slider" and "epoch" not in c["label"]]:
                 redraws = _drag_redraws(page, explorer["index"], control)
                 assert redraws == 1, f"dragging {control['label']!r} redrew {redraws} times; one drag, one redraw"
         stderr = page.evaluate(STDERR)

@@ -57,11 +57,14 @@ def tiny_run(tmp_path_factory):
 
 
 def _reference_logits(run, images: torch.Tensor) -> torch.Tensor:
-    """Independent path: the saved weights, normalize(), one forward pass in float32."""
+    """Independent path: the saved weights, normalize(), one forward pass (bf16 autocast where the run
+    computes in bf16, as lnlab.precision decides; the head is float32 either way)."""
+    from lnlab.precision import use_bf16
+
     model = build_model("fastnet", 10, width=run.config.model_width)
     model.load_state_dict(torch.load(run.directory / "model.pt", weights_only=True))
-    with torch.no_grad():
-        return model.eval()(normalize(images))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16(run.config.amp, "cpu")):
+        return model.eval()(normalize(images)).float()
 
 
 @requires_cifar10

@@ -8,7 +8,7 @@ import torch
 from lnlab.models import available_models, build_model
 
 
-@pytest.mark.parametrize("name", ["wrn40_2", "resnet18", "fastnet"])
+@pytest.mark.parametrize("name", ["wrn40_2", "resnet18", "fastnet", "airnet"])
 @pytest.mark.parametrize("num_classes", [10, 100])
 def test_build_model_gives_logits_of_the_right_shape(name, num_classes):
     model = build_model(name, num_classes).eval()
@@ -17,8 +17,18 @@ def test_build_model_gives_logits_of_the_right_shape(name, num_classes):
     assert out.shape == (2, num_classes) and out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
-def test_available_models_are_the_three_names():
-    assert available_models() == ["wrn40_2", "resnet18", "fastnet"]
+def test_available_models_are_the_four_names():
+    assert available_models() == ["wrn40_2", "resnet18", "fastnet", "airnet"]
+
+
+def test_airnet_is_the_laptop_recipes_network():
+    """Three blocks of two 3x3 convs, widths w, 4w, 4w, a max-pool per block: 0.49M parameters at w = 32."""
+    model = build_model("airnet")
+    assert sum(p.numel() for p in model.parameters()) == 491_754
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 32, 128, 128, 128, 128]
+    assert len([m for m in model.modules() if isinstance(m, torch.nn.MaxPool2d)]) == 3
+    assert build_model("airnet", width=8)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_unknown_model_names_the_valid_ones():

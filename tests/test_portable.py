@@ -102,7 +102,8 @@ def test_imported_runs_give_the_same_tables_without_weights_or_images(shared, mo
 
     table = ood_table(portable, scores=["msp", "energy"], oods=OODS)
     assert np.nanstd(expected.xs("mean", axis=1, level="stat").to_numpy()) > 1  # a real table, not a constant
-    np.testing.assert_allclose(table.to_numpy(), expected.to_numpy(), atol=0.5)  # float16 rounding of the logits
+    # float16 rounding of the logits: at most one image of the 64-image sets changes side (1.6 points of FPR95)
+    np.testing.assert_allclose(table.to_numpy(), expected.to_numpy(), atol=1.6)
     rounded = {label: {n: old["logits"][n].half().float() for n in ["test", *OODS]} for label, old in first.items()}
     np.testing.assert_array_equal(table.to_numpy(), ood_table(rounded, scores=["msp", "energy"], oods=OODS).to_numpy())
     np.testing.assert_allclose(accuracy_table(portable).to_numpy(dtype=float), accuracy, atol=100 / 80)

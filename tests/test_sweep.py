@@ -28,9 +28,11 @@ def _entry(root, config) -> dict:
     directory = root / config.key()
     run = load_run(directory, config)  # verifies every file against the manifest
     history = [{k: v for k, v in row.items() if k != "seconds"} for row in run.history]
+    meta = json.loads((directory / "config.json").read_text())
+    meta["provenance"].pop("wall_seconds")  # where and how it was made must agree; how long it took need not
     return {"files": sorted(p.name for p in directory.iterdir() if p.name in RESULT_FILES + ("manifest.json",)),
             "eval": sorted(p.name for p in (directory / "eval").iterdir()),
-            "history": history, "config": json.loads((directory / "config.json").read_text()),
+            "history": history, "config": meta,
             "logits": torch.load(directory / "logits.pt", weights_only=True)["logits"],
             "weights": torch.load(directory / "model.pt", weights_only=True)}
 
