@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import matplotlib
-from matplotlib.ticker import MaxNLocator
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from lnlab import plots
 from lnlab.config import ID_SET_NAMES
@@ -107,6 +108,8 @@ class LiveNormView:
                 lines = {split: ax.plot([], [], color=color, marker=".", markersize=4,
                                         label=self._split_title(split))[0] for split, color in zip(SPLITS, colors)}
                 ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(LogFormatter())  # 3, 20, 100: not 3×10⁰, 2×10¹, 10²
+                ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
                 ax.set_ylim(1, 10, auto=True)  # until there is data (autoscale stays on)
                 ax.set_xlabel("epoch")
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -116,6 +119,7 @@ class LiveNormView:
             axes[0, 0].set_ylabel("mean logit norm ‖f(x)‖₂ (log scale)")
             self._legend = self.figure.legend(handles=list(self._panels[labels[0]].lines.values()),
                                               loc="outside lower center", ncols=len(SPLITS), frameon=False)
+        self._canvas = FigureCanvasAgg(self.figure)
 
     # ------------------------------------------------------------------ feeding it
 
@@ -146,7 +150,7 @@ class LiveNormView:
         ood = self._ood_of(rows[0])
         for row in rows:
             panel.add(row, ood)
-        self._redraw(panel, f"{len(rows)} epochs, test acc {100 * float(rows[-1]['test_acc']):.1f}%")
+        self._redraw(panel, f"finished: {len(rows)} epochs, test acc {100 * float(rows[-1]['test_acc']):.1f}%")
 
     def get_run(self, config: Any, **kwargs: Any) -> Any:
         """:func:`lnlab.runs.get_run` with this view following the run: live while it trains (its callback runs
@@ -227,14 +231,22 @@ class LiveNormView:
             if not self.render:
                 return
             start = time.perf_counter()
-            buffer = io.BytesIO()
-            with matplotlib.rc_context({"savefig.bbox": "standard"}):  # one draw, no tight crop
-                self.figure.savefig(buffer, format="png", dpi=self.dpi)
-        self.png = buffer.getvalue()
+            self.png = self._render_png()
         self.redraws += 1
         if self._handle is not None:
             self._handle.update(self._image())
         self.redraw_seconds = time.perf_counter() - start
+
+    def _render_png(self) -> bytes:
+        """The figure as PNG bytes from one canvas draw (``savefig`` draws twice under constrained layout)."""
+        from PIL import Image
+
+        self.figure.set_dpi(self.dpi)
+        self._canvas.draw()
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(self._canvas.buffer_rgba())).convert("RGB").save(buffer, format="png",
+                                                                                   compress_level=1)
+        return buffer.getvalue()
 
     def _image(self) -> Any:
         from IPython.display import Image

@@ -28,7 +28,6 @@ from __future__ import annotations
 import html
 import io
 import math
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -43,7 +42,6 @@ from lnlab import plots
 from lnlab.formatting import format_number, format_probability
 
 TEMPERATURE_SCORES = ("msp", "energy")
-_DIGITS = re.compile(r"[0-9]")
 HISTOGRAM_BINS = 40  # bins of the score histograms (plots.plot_msp_histograms's default)
 
 
@@ -160,6 +158,20 @@ class _Kept:
         self.applied: tuple | None = None  # the signature whose arrangement the axes have now
         self.png: bytes | None = None
 
+    def layout_for(self, signature: _Signature | None) -> _Signature | None:
+        """The signature of a kept layout that fits ``signature``: the same one, else the one in use, else
+        the one with the least spare room for tick labels; None if none fits."""
+        if signature is None:
+            return None
+        if signature in self.layouts:
+            return signature
+        fitting = [known for known in self.layouts if signature.fits_into(known)]
+        if not fitting:
+            return None
+        if self.applied in fitting:
+            return self.applied
+        return min(fitting, key=lambda known: sum(sum(axes) for axes in known.room))
+
 
 class _PngRenderer:
     """An explorer's figures as PNG bytes, fast enough to follow a slider (one per :class:`Explorer`).
@@ -193,10 +205,11 @@ class _PngRenderer:
         else:
             kept = self._keep(fig)
         signature = _layout_signature(fig, kept.engine) if kept.engine is not None else None
-        if signature is not None and signature in kept.layouts:
-            kept.layouts.move_to_end(signature)
-            kept.png = self._draw(kept, signature, kept.layouts[signature])
-        elif signature is not None and not kept.layouts and signature == self._signature:
+        known = kept.layout_for(signature)
+        if known is not None:
+            kept.png = self._draw(kept, known, kept.layouts[known])
+        elif signature is not None and not kept.layouts and self._signature is not None \
+                and signature.fits_into(self._signature):
             kept.png = self._draw(kept, signature, self._arrangement)  # a new figure like the last one laid out
         else:
             kept.png = self._lay_out(kept, signature)
@@ -287,52 +300,92 @@ def _without_layout_engine(fig: Figure) -> None:
         fig.set_layout_engine(None)
 
 
-def _tick_label_shapes(axis: Any) -> tuple:
-    """The shapes of an axis's visible major tick labels, from the locator and formatter (no ticks made):
-    every digit read as 0 (the suite's font draws digits equally wide), the set of them and the first and
-    last (which may reach past the axes' ends). '5', '10', '15' and '10', '20', '30' have the same shapes."""
+class _Signature(NamedTuple):
+    """What constrained layout measures: ``decorations`` (which texts, grids and legends there are: must be
+    equal for a layout to be reused) and ``room`` (per axes, the sizes of its axis labels, titles and tick
+    labels: a layout made for texts at least as large fits)."""
+
+    decorations: tuple
+    room: tuple
+
+    def fits_into(self, other: _Signature) -> bool:
+        """Whether a layout made for ``other`` has room for this figure's texts."""
+        return self.decorations == other.decorations and all(
+            new <= old + 0.05 for mine, theirs in zip(self.room, other.room) for new, old in zip(mine, theirs))
+
+
+_TEXT_SIZES: dict[tuple, tuple[float, float]] = {}
+
+
+def _text_size(text: str, prop: Any) -> tuple[float, float]:
+    """Width and height in points of ``text`` (lines: the widest, their heights added) in font ``prop``;
+    kept, as tick labels and titles repeat."""
+    key = (text, prop)
+    if key not in _TEXT_SIZES:
+        from matplotlib.textpath import text_to_path
+
+        sizes = [text_to_path.get_text_width_height_descent(line, prop, ismath=line.count("$") >= 2)[:2]
+                 for line in text.split("\n")] if text else [(0.0, 0.0)]
+        _TEXT_SIZES[key] = (round(max(float(w) for w, _ in sizes), 2), round(sum(float(h) for _, h in sizes), 2))
+    return _TEXT_SIZES[key]
+
+
+def _shown(text: Any) -> tuple[float, float]:
+    return _text_size(text.get_text(), text.get_fontproperties()) if text.get_visible() else (0.0, 0.0)
+
+
+def _tick_room(axis: Any) -> tuple[float, float, float, float]:
+    """The room an axis's visible major tick labels take, from the locator and formatter (no layout):
+    the widest and the tallest label, and the widths of the first and last (which reach past the axes'
+    ends), in points."""
     locs = axis.major.locator()
     labels = axis.major.formatter.format_ticks(locs)  # all of them, as drawing does: the format depends on all
     low, high = sorted(axis.get_view_interval())
     margin = 1e-9 * max(abs(low), abs(high), 1e-300)
-    shapes = [_DIGITS.sub("0", label) for loc, label in zip(locs, labels) if low - margin <= loc <= high + margin]
-    return (tuple(sorted(set(shapes))), shapes[0], shapes[-1]) if shapes else ()
+    shown = [label for loc, label in zip(locs, labels) if low - margin <= loc <= high + margin and label]
+    if not shown or not axis.get_visible():
+        return (0.0, 0.0, 0.0, 0.0)
+    prop = axis.get_major_ticks(1)[0].label1.get_fontproperties()
+    sizes = [_text_size(label, prop) for label in shown]
+    return (max(w for w, _ in sizes), max(h for _, h in sizes), sizes[0][0], sizes[-1][0])
 
 
-def _layout_signature(fig: Figure, pads: Mapping[str, Any] | None = None) -> tuple | None:
-    """What constrained layout measures, cheaply: equal signatures give equal axes positions (to a pixel
-    or two, where a tick label of the same shape is drawn with other digits).
+def _layout_signature(fig: Figure, pads: Mapping[str, Any] | None = None) -> _Signature | None:
+    """What constrained layout measures, cheaply (no drawing): a layout made for a figure of the same
+    decorations with texts at least as large fits it (the axes keep their places; smaller texts leave a
+    little more room than a new layout would).
 
-    Figure size and layout pads; per axes its grid cell, visibility, scales, axis labels, titles, the
-    shapes of the visible major tick labels (:func:`_tick_label_shapes`), legends, and any text placed
-    outside the axes; the number of entries of each figure legend (its height); the suptitle. None
-    (always lay out) for axes outside a grid, e.g. colorbars and insets. ``pads``: the constrained
-    layout's settings, for a figure laid out before and drawn without its engine since (default: its engine's).
+    Decorations: figure size and layout pads; per axes its grid cell, visibility, scales, whether it has
+    axis labels and titles, its legend and any text placed outside the axes; the number of entries of
+    each figure legend (its height); the suptitle. Room: per axes the sizes of its axis labels and titles
+    and the :func:`_tick_room` of each axis. None (always lay out) for axes outside a grid, e.g. colorbars
+    and insets. ``pads``: the constrained layout's settings, for a figure laid out before and drawn without
+    its engine since (default: its engine's).
     """
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-    axes = []
+    axes, room = [], []
     for ax in fig.axes:
         spec = ax.get_subplotspec()
         if spec is None:
             return None
-        axis_labels = []
-        for axis in (ax.xaxis, ax.yaxis):
-            axis_labels.append((axis.get_scale(), axis.label.get_text(), axis.label.get_visible(),
-                                _tick_label_shapes(axis)))
+        titles = (ax.title, ax._left_title, ax._right_title)
+        texts = [axis.label for axis in (ax.xaxis, ax.yaxis)] + list(titles)
         legend = ax.get_legend()
         outside = tuple((t.get_text(), tuple(t.get_position())) for t in ax.texts
                         if t.get_transform() != ax.transAxes or not all(0 <= v <= 1 for v in t.get_position()))
-        axes.append((spec.get_geometry(), spec.rowspan, spec.colspan, ax.get_visible(), tuple(axis_labels),
-                     ax.get_title("left"), ax.get_title("center"), ax.get_title("right"), outside,
-                     None if legend is None else tuple(t.get_text() for t in legend.get_texts())))
+        axes.append((spec.get_geometry(), spec.rowspan, spec.colspan, ax.get_visible(),
+                     ax.xaxis.get_scale(), ax.yaxis.get_scale(), tuple(bool(t.get_text()) and t.get_visible()
+                                                                       for t in texts),
+                     outside, None if legend is None else tuple(t.get_text() for t in legend.get_texts())))
+        room.append(tuple(v for t in texts for v in _shown(t)) + _tick_room(ax.xaxis) + _tick_room(ax.yaxis))
     legends = tuple((len(leg.get_texts()), getattr(leg, "_ncols", None), getattr(leg, "_loc", None))
                     for leg in fig.legends)
     if pads is None:
         engine = fig.get_layout_engine()
         pads = engine.get() if isinstance(engine, ConstrainedLayoutEngine) else None
     pads = tuple(sorted(pads.items())) if pads is not None else None
-    return (tuple(fig.get_size_inches()), pads, tuple(axes), legends, fig.get_suptitle())
+    return _Signature((tuple(fig.get_size_inches()), pads, tuple(axes), legends, fig.get_suptitle()), tuple(room))
 
 
 # --------------------------------------------------------------------------- in-place figure updates

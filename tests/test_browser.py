@@ -354,9 +354,16 @@ def _redraw(page, explorer: int, control: dict) -> dict:
             "image_ms": round(result["load"][0] - result["t0"], 1)}
 
 
+def _readout(slider) -> str | None:
+    readout = slider.locator(".widget-readout")
+    return readout.first.inner_text() if readout.count() else None
+
+
 def _drag_redraws(page, explorer: int, control: dict) -> int:
-    """Drag a slider's handle over several values; return how many new images followed."""
+    """Drag a slider's handle over several values; return how many new images followed (1 for a drag
+    that left the slider on its value: nothing to redraw)."""
     slider = page.locator(f"[data-lnlab-control='{control['id']}']")
+    before = _readout(slider)
     handle = slider.locator(".noUi-handle").first
     handle.scroll_into_view_if_needed()
     track, box = slider.locator(".noUi-base").first.bounding_box(), handle.bounding_box()
@@ -370,6 +377,9 @@ def _drag_redraws(page, explorer: int, control: dict) -> int:
         page.mouse.move(x + distance * step / 8, y)
         page.wait_for_timeout(60)
     page.mouse.up()
+    page.wait_for_timeout(500)
+    if before is not None and _readout(slider) == before:
+        return 1  # the handle came back to its value: no change, no redraw owed
     page.wait_for_function("() => window.__lnlab.load.length > 0", timeout=REDRAW_TIMEOUT_S * 1000, polling=20)
     first = page.evaluate(RESULT, explorer)
     page.wait_for_timeout(max(1500, 3 * (first["load"][0] - first["t0"])))  # any queued redraw arrives meanwhile

@@ -91,4 +91,4 @@ def test_comparison_runs_live_follows_a_training_run_and_draws_a_cached_one_at_o
     for label, run in runs.items():
         assert view.lines(label)["textures"] == ([1, 2], [4.0, 4.0])
         assert view.lines(label)["test"] == ([1, 2], [run[0].history[0]["norm_test_mean"]] * 2)
-        assert view.title(label) == f"{label} (seed 0)\n2 epochs, test acc 50.0%"
+        assert view.title(label) == f"{label} (seed 0)\nfinished: 2 epochs, test acc 50.0%"

@@ -29,7 +29,8 @@ def _entry(root, config) -> dict:
     run = load_run(directory, config)  # verifies every file against the manifest
     history = [{k: v for k, v in row.items() if k != "seconds"} for row in run.history]
     meta = json.loads((directory / "config.json").read_text())
-    meta["provenance"].pop("wall_seconds")  # where and how it was made must agree; how long it took need not
+    for varying in ("wall_seconds", "threads"):  # where and how it was made must agree; time and threads need not
+        meta["provenance"].pop(varying)
     return {"files": sorted(p.name for p in directory.iterdir() if p.name in RESULT_FILES + ("manifest.json",)),
             "eval": sorted(p.name for p in (directory / "eval").iterdir()),
             "history": history, "config": meta,
