@@ -111,6 +111,12 @@ class Explorer:
             if png is not None:
                 self._image.value = png
 
+    def prepare(self, figure: Figure) -> None:
+        """Lay out and draw ``figure`` now (e.g. the figure of a view not shown yet), so that showing it later
+        costs no layout and, unchanged, no drawing."""
+        with self._lock:
+            self._png(figure)
+
     def _on_change(self, _change: Any) -> None:
         self.update()
 
@@ -369,7 +375,7 @@ def _layout_signature(fig: Figure, pads: Mapping[str, Any] | None = None) -> _Si
         spec = ax.get_subplotspec()
         if spec is None:
             return None
-        titles = (ax.title, ax._left_title, ax._right_title)
+        titles = [ax.title] + [getattr(ax, name) for name in ("_left_title", "_right_title") if hasattr(ax, name)]
         texts = [axis.label for axis in (ax.xaxis, ax.yaxis)] + list(titles)
         legend = ax.get_legend()
         outside = tuple((t.get_text(), tuple(t.get_position())) for t in ax.texts
@@ -754,7 +760,8 @@ def tau_explorer(runs: Mapping[str, Any] | Iterable[Any], view: str = "norm", oo
     ``runs``: Runs (list or ``{label: Run}``) with ``config.loss`` / ``config.tau``,
     ``history_frame()`` and ``logits``. Controls: ``tau`` (slider over the cached τ values),
     ``view`` (``"norm"``: logit norm vs epoch; ``"msp"``: MSP histograms) and ``ood``.
-    Each view keeps its figure; moving τ swaps the LogitNorm run's lines or histograms in place.
+    Each view keeps its figure (both are drawn when the explorer is made); moving τ swaps the LogitNorm
+    run's lines or histograms in place.
     """
     runs = dict(runs) if isinstance(runs, Mapping) else plots.label_runs(runs)
     by_tau = {float(r.config.tau): label for label, r in runs.items() if str(r.config.loss).lower() == "logitnorm"}
@@ -816,7 +823,13 @@ def tau_explorer(runs: Mapping[str, Any] | Iterable[Any], view: str = "norm", oo
             lines += _norm_lines({name: frame(name) for name in shown})
         return fig, "\n".join(lines), {"label": label, "shown": list(shown)}
 
-    return Explorer(controls, render, title="τ explorer: cached LogitNorm runs")
+    explorer = Explorer(controls, render, title="τ explorer: cached LogitNorm runs")
+    label = by_tau[controls["tau"].value]  # the other view, drawn now: switching to it costs nothing
+    if view == "msp":
+        explorer.prepare(norm_figure(label))
+    elif controls["ood"].value is not None:
+        explorer.prepare(msp_figure(label, controls["ood"].value, data.panels([*ref, label], controls["ood"].value, "msp")))
+    return explorer
 
 
 def _same_subtitle(fig: Figure, runs: Mapping[str, Any], first_seed: bool) -> bool:
