@@ -19,7 +19,7 @@ from lnlab.runs import get_run
 
 # (loss, tau, seed) in training order
 ORDER = [("ce", None, 0), ("logitnorm", 0.04, 0), ("ce", None, 1), ("logitnorm", 0.04, 1),
-         ("logitnorm", 0.01, 0), ("ce", None, 2), ("logitnorm", 0.04, 2), ("logitnorm", 0.02, 0),
+         ("ce", None, 2), ("logitnorm", 0.04, 2), ("logitnorm", 0.01, 0), ("logitnorm", 0.02, 0),
          ("logitnorm", 0.1, 0)]
 
 
