@@ -39,7 +39,6 @@ _EXPORTS: dict[str, str] = {
     "build_model": "models",
     "available_models": "models",
     "TrainConfig": "train",
-    "train": "train",
     "get_run": "runs",
     "Run": "runs",
     "PROFILES": "profiles",

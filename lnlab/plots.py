@@ -407,7 +407,7 @@ def plot_msp_histograms(id_scores: Mapping[str, Any], ood_scores: Mapping[str, A
 
         metrics = {label: ood_metrics(id_scores[label], ood_scores[label]) for label in id_scores}
     data = {label: (_to_numpy(id_scores[label]), _to_numpy(ood_scores[label])) for label in id_scores}
-    edges = _shared_bins(score_name, data.values(), bins)
+    edges = shared_bins(score_name, data.values(), bins)
     with paper_style():
         n = len(data)
         fig, axes = new_figure(n, 1, width=width if n > 1 else SINGLE_COLUMN, height=2.2, sharex=True)
@@ -423,7 +423,7 @@ def plot_msp_histograms(id_scores: Mapping[str, Any], ood_scores: Mapping[str, A
                     transform=ax.transAxes, va="top", ha="left",
                     bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7", "alpha": 0.9})
             ax.set_title(label)
-            ax.set_xlabel(_score_axis_label(score_name))
+            ax.set_xlabel(score_axis_label(score_name))
             ax.set_ylabel("density (1 / score unit)")
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
@@ -431,12 +431,15 @@ def plot_msp_histograms(id_scores: Mapping[str, Any], ood_scores: Mapping[str, A
     return fig
 
 
-def _score_axis_label(score_name: str) -> str:
+def score_axis_label(score_name: str) -> str:
+    """The x-axis label of a score histogram (MSP in probability, the others in logit units)."""
     label = _SCORE_LABELS.get(score_name, score_name)
     return label + (" (probability)" if score_name == "msp" else " (logit units)")
 
 
-def _shared_bins(score_name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]], bins: int) -> np.ndarray:
+def shared_bins(score_name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]], bins: int) -> np.ndarray:
+    """Histogram edges every panel of one score figure shares: [0, 1] for MSP, else the 0.5-99.5th
+    percentiles of all ``(id, ood)`` score arrays (so that one outlier does not squash the others)."""
     if score_name == "msp":
         return np.linspace(0.0, 1.0, bins + 1)
     values = np.concatenate([np.concatenate(pair) for pair in pairs])

@@ -19,14 +19,12 @@ the final loss against its bound (Prop. 3). ``export_run`` writes them as a fold
   parameter ``airnet`` is about 1 MB), so that ODIN, GradNorm and new sets work on the run too;
 - ``manifest.json``, written last: format version and the sha256 of the files above.
 
-``load_portable`` verifies a folder and returns a :class:`PortableRun`, a :class:`lnlab.runs.Run`
+``load_portable`` verifies a folder and returns a :class:`PortableRun`, a :class:`lnlab.store.Run`
 that reads the stored sets; with weights it computes other sets and weight-based scores (float32
 network from the float16 weights; results cached in the run cache, never in the shipped folder),
-without them it cannot. ``import_runs`` copies exports
-into the run cache, where ``get_run`` loads them under their key and never retrains them.
-``reference_root()`` is the read-only reference source that ``get_run`` falls back to: one folder per
-recipe (``laptop/``: CPU-trained; a GPU-trained ``paper``-scale recipe can sit beside it), each holding
-runs of one recipe; ``reference_config(recipe=…)`` is the ``reference`` profile.
+without them it cannot. ``import_runs`` copies exports into the run cache, where
+:func:`lnlab.runs.get_run` loads them under their key and never retrains them. The shipped runs
+(the reference source) are portable runs too: :mod:`lnlab.shipped`.
 """
 
 from __future__ import annotations
@@ -44,25 +42,27 @@ import numpy as np
 import torch
 from torch import nn
 
+import lnlab
+from lnlab import evaluate
 from lnlab.atomic import atomic_write, atomic_write_json, sha256_file
 from lnlab.config import ENGINE_VERSION, ID_SET_NAMES, TrainConfig
+from lnlab.data import DatasetNotFoundError
+from lnlab.models import build_for
 from lnlab.paths import runs_root
-from lnlab.runs import MANIFEST, CacheError, Run, load_run, replace_folder
+from lnlab.provenance import git_commit
+from lnlab.scores import LOGIT_SCORES
+from lnlab.splits import VALIDATION_ID, VALIDATION_OOD_SETS, eval_set
+from lnlab.store import MANIFEST, CacheError, Run, load_run, replace_folder
 
-__all__ = ["PortableRun", "export_run", "load_portable", "import_runs", "reference_root", "reference_config",
-           "reference_recipes", "reference_runs", "shipped_run", "reference_seeds", "reference_taus", "is_portable", "find_portable",
-           "check_reference_choice", "default_sets", "DEFAULT_RECIPE"]
+__all__ = ["PortableRun", "export_run", "load_portable", "import_runs", "is_portable", "default_sets",
+           "RUN_FILE", "WEIGHTS_FILE"]
 
 FORMAT, FORMAT_VERSION = "lnlab-portable-run", 2  # 2: snapshots, history_sets, optional weights.npz
 RUN_FILE, LOGITS_FILE, WEIGHTS_FILE = "run.json", "logits.npz", "weights.npz"
 PORTABLE_FILES = (RUN_FILE, LOGITS_FILE)  # always there; WEIGHTS_FILE when exported with weights
-DEFAULT_RECIPE = "laptop"  # the recipe the ``reference`` profile reads when the source holds several
-VARYING = ("loss", "tau", "seed")  # what may differ between the runs of one reference recipe
 # The field that picks the images of each set (the others are fixed by the training fields).
 _IMAGES_FIELD = {"test": "test_subset_per_class", "train": "norm_subset", "val": None}
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
-_NO_REFERENCE = ("no reference runs here: import runs with `lnlab import`, set $LNLAB_REFERENCE, "
-                 "or pick a trainable profile (ci|quick|laptop|paper)")
 
 
 @dataclass(repr=False, eq=False)
@@ -85,12 +85,6 @@ class PortableRun(Run):
     def has_weights(self) -> bool:
         return WEIGHTS_FILE in self.meta.get("_files", ())
 
-    @property
-    def recipe(self) -> str | None:
-        """The reference recipe folder the run was loaded from (None outside the reference source)."""
-        parent = Path(self.directory).parent
-        return parent.name if parent.parent == reference_root() else None
-
     def _snapshots(self) -> dict[int, dict[str, torch.Tensor]]:
         memo = self.__dict__
         if "_snapshot_memo" not in memo:
@@ -108,9 +102,7 @@ class PortableRun(Run):
         """The stored float32 raw logits of set ``name``; another set is computed from the weights if the
         run has them (``lnlab.evaluate.logits_for``), else ValueError."""
         if self.has_weights and not self._stored_matches(name):
-            from lnlab.evaluate import logits_for
-
-            return logits_for(self, name)
+            return evaluate.logits_for(self, name)
         self._check_stored(name)
         memo = self.__dict__.setdefault("_eval_memo", {})
         if ("logits", name) not in memo:
@@ -120,9 +112,7 @@ class PortableRun(Run):
     def labels_for(self, name: str) -> torch.Tensor:
         """The stored labels of an ID set ("test", "val", "train")."""
         if self.has_weights and not self._stored_matches(name):
-            from lnlab.evaluate import labels_for
-
-            return labels_for(self, name)
+            return evaluate.labels_for(self, name)
         self._check_stored(name)
         if self.stored[name].get("labels") is None:
             raise ValueError(f"{name!r} is an OOD set and has no labels; pass 'test', 'val' or 'train'")
@@ -134,8 +124,6 @@ class PortableRun(Run):
             raise ValueError(f"run {self.key} ({self.config.label()}) has no weights: it is a portable run (history "
                              "and logits only); scores that need the network (ODIN, GradNorm) and new sets need the "
                              "run trained here (`lnlab train`)")
-        from lnlab.models import build_for
-
         with np.load(Path(self.directory) / WEIGHTS_FILE, allow_pickle=False) as npz:
             state = {name: torch.from_numpy(npz[name].astype(np.float32) if npz[name].dtype == np.float16 else npz[name])
                      for name in npz.files}
@@ -216,15 +204,12 @@ def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequen
                 snapshots.setdefault(str(epoch), {})[name] = key
     scores: dict[str, dict] = {}
     if weights and run.has_weights:
-        from lnlab.evaluate import SCORE_SETTINGS, score_values
-        from lnlab.scores import LOGIT_SCORES
-
-        for score_name in (s for s in SCORE_SETTINGS if s not in LOGIT_SCORES):
-            entry = scores[score_name] = {"settings": dict(SCORE_SETTINGS[score_name]), "sets": {}}
+        for score_name in (s for s in evaluate.SCORE_SETTINGS if s not in LOGIT_SCORES):
+            entry = scores[score_name] = {"settings": dict(evaluate.SCORE_SETTINGS[score_name]), "sets": {}}
             for name in names:
                 if name == "test" or stored[name]["labels"] is None:
                     key = f"score_{score_name}_{names.index(name)}"
-                    arrays[key] = score_values(run, score_name, name).numpy().astype(np.float32)
+                    arrays[key] = evaluate.score_values(run, score_name, name).numpy().astype(np.float32)
                     entry["sets"][name] = key
     files = list(PORTABLE_FILES) + ([WEIGHTS_FILE] if weights else [])
     target.mkdir(parents=True, exist_ok=True)
@@ -245,10 +230,6 @@ def default_sets(run: Run) -> list[str]:
     """"test", each set of ``run.config.ood`` available here, "train" (norm subset), and "val" + the
     validation OOD sets (``lnlab.splits.VALIDATION_OOD_SETS``: paper Sec. 5.1 validation, :mod:`lnlab.tau`)
     when the run holds training images out."""
-    from lnlab.data import DatasetNotFoundError
-    from lnlab.splits import VALIDATION_OOD_SETS, eval_set
-    from lnlab.tau import VALIDATION_ID
-
     if isinstance(run, PortableRun):
         return run.sets
     names = ["test"]
@@ -282,17 +263,10 @@ def _verified(run: Run | str | os.PathLike) -> Run:
 def _fingerprint(run: Run, name: str) -> str:
     if isinstance(run, PortableRun):
         return run.stored[name]["fingerprint"]
-    from lnlab.evaluate import fingerprint
-    from lnlab.splits import eval_set
-
-    return fingerprint(eval_set(run.config, name).images)
+    return evaluate.fingerprint(eval_set(run.config, name).images)
 
 
 def _run_json(run: Run, names: list[str], stored: dict[str, dict], snapshots: dict) -> dict[str, Any]:
-    import lnlab
-    from lnlab.provenance import git_commit
-    from lnlab.splits import VALIDATION_OOD_SETS
-
     canonical = run.config.canonical()
     oods = tuple(n for n in names if n not in ID_SET_NAMES and n not in VALIDATION_OOD_SETS)  # its tables' OOD rows
     config = run.config.replace(ood=oods, data_root=None, device=canonical["device"])
@@ -432,138 +406,10 @@ def _same_export(source: Path, target: Path) -> bool:
 
 
 def _copy_into(source: Path, target: Path) -> None:
-    """Copy an export folder to ``target`` (staged beside it, verified, renamed: :func:`lnlab.runs.replace_folder`)."""
+    """Copy an export folder to ``target`` (staged beside it, verified, renamed: :func:`lnlab.store.replace_folder`)."""
     def fill(staging: Path) -> None:
         for name in (*PORTABLE_FILES, WEIGHTS_FILE, MANIFEST):
             if name != WEIGHTS_FILE or (source / name).is_file():
                 shutil.copyfile(source / name, staging / name)
 
     replace_folder(target, fill, load_portable)
-
-
-# --------------------------------------------------------------------------- the reference source
-
-
-def reference_root() -> Path:
-    """The reference runs: ``$LNLAB_REFERENCE`` if set, else ``lnlab/reference/`` (inside the package);
-    one sub-folder per recipe (``laptop/``, …)."""
-    from_env = os.environ.get("LNLAB_REFERENCE")
-    return Path(from_env).expanduser().resolve() if from_env else Path(__file__).resolve().parent / "reference"
-
-
-def reference_recipes() -> list[str]:
-    """The recipe folders of the reference source that hold at least one run (sorted)."""
-    base = reference_root()
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and any(is_portable(r) for r in p.iterdir())) \
-        if base.is_dir() else []
-
-
-def _recipe_folder(recipe: str | None) -> Path:
-    """The folder of ``recipe`` (None: ``DEFAULT_RECIPE`` if shipped, else the only recipe there)."""
-    recipes = reference_recipes()
-    if recipe is None:
-        recipe = DEFAULT_RECIPE if DEFAULT_RECIPE in recipes or len(recipes) != 1 else recipes[0]
-    elif recipe not in recipes:
-        raise ValueError(f"the reference source {reference_root()} has no recipe {recipe!r}; it has {recipes}")
-    return reference_root() / recipe
-
-
-def find_portable(directory: Path, reference: bool = True) -> Path | None:
-    """The portable run a cache folder stands for: itself if portable; else, with ``reference`` and
-    unless the cache holds a run with weights there, the reference source's entry of the same key
-    (in any recipe folder)."""
-    if is_portable(directory):
-        return directory
-    if not reference or (directory / MANIFEST).exists():
-        return None
-    return shipped_run(directory.name)
-
-
-def shipped_run(key: str) -> Path | None:
-    """The reference source's folder of run ``key`` (in any recipe folder), or None."""
-    for recipe in reference_recipes():
-        candidate = reference_root() / recipe / key
-        if is_portable(candidate):
-            return candidate
-    return None
-
-
-def _reference_entries(recipe: str | None = None) -> list[dict]:
-    """``run.json`` of every exported run of one recipe (read, not verified: loading verifies)."""
-    base = _recipe_folder(recipe)
-    entries = []
-    for folder in sorted(base.iterdir()) if base.is_dir() else []:
-        if is_portable(folder) and (folder / MANIFEST).is_file():
-            try:
-                entries.append(json.loads((folder / RUN_FILE).read_text()))
-            except (OSError, ValueError) as exc:
-                raise CacheError(f"{folder / RUN_FILE} is unreadable ({type(exc).__name__}); "
-                                 "re-export the run") from None
-    return entries
-
-
-def reference_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
-    """The ``reference`` profile: the recipe all runs of one reference recipe folder share (every field
-    but loss, τ and seed; ``ood``: the OOD sets every run stores) with ``overrides`` applied."""
-    entries = _reference_entries(recipe)
-    if not entries:
-        raise ValueError(f"{_NO_REFERENCE} (reference source: {reference_root()})")
-    recipes = {json.dumps(_recipe(e), sort_keys=True) for e in entries}
-    if len(recipes) > 1:
-        differ = sorted({k for r in map(json.loads, recipes) for k, v in r.items()
-                         if any(json.loads(o).get(k) != v for o in recipes)})
-        raise ValueError(f"the reference recipe folder {_recipe_folder(recipe)} holds runs of {len(recipes)} recipes "
-                         f"(they differ in {differ}); keep one recipe per folder")
-    engines = {e["canonical"].get("engine_version") for e in entries}
-    if engines != {ENGINE_VERSION}:
-        raise ValueError(f"the reference runs were made with engine version(s) {sorted(engines)}, this lnlab is "
-                         f"{ENGINE_VERSION}: re-export them with a matching lnlab")
-    values = {k: v for k, v in entries[0]["config"].items() if k not in VARYING}
-    values["ood"] = [n for n in values["ood"] if all(n in e["config"]["ood"] for e in entries)]
-    try:
-        return TrainConfig(**{**values, **overrides})
-    except TypeError as exc:  # an unknown keyword
-        raise ValueError(f"{exc}; valid fields: {list(TrainConfig.__dataclass_fields__)}") from None
-
-
-def _recipe(entry: dict) -> dict:
-    """What one reference recipe fixes: the training fields (canonical) and the stored sets' images."""
-    canonical = {k: v for k, v in entry["canonical"].items() if k not in VARYING}
-    config = entry["config"]
-    return {**canonical, **{k: config[k] for k in ("ood_limit", "norm_subset", "test_subset_per_class")}}
-
-
-def reference_runs(recipe: str | None = None) -> list[tuple[str, float | None, int]]:
-    """``(loss, τ or None, seed)`` of every run of a reference recipe, sorted."""
-    return sorted({(e["config"]["loss"], float(e["config"]["tau"]) if e["config"]["loss"] == "logitnorm" else None,
-                    int(e["config"]["seed"])) for e in _reference_entries(recipe)}, key=lambda r: (r[0], r[1] or 0, r[2]))
-
-
-def reference_seeds(recipe: str | None = None, taus: Sequence[float] = ()) -> list[int]:
-    """The seeds for which a reference recipe has the CE run and a LogitNorm run at every τ of ``taus``."""
-    have = set(reference_runs(recipe))
-    seeds = sorted({seed for *_, seed in have})
-    return [s for s in seeds if ("ce", None, s) in have and all(("logitnorm", float(t), s) in have for t in taus)]
-
-
-def check_reference_choice(taus: Sequence[float], seeds: Sequence[int],
-                           cached: Callable[[TrainConfig], bool] = lambda config: False,
-                           recipe: str | None = None) -> None:
-    """ValueError (listing what there is) if the reference source lacks the CE run or a LogitNorm
-    run at one of ``taus`` for one of ``seeds`` (``cached(config)``: also found in the run cache)."""
-    have = set(reference_runs(recipe))
-    kinds = [("ce", None), *(("logitnorm", float(t)) for t in taus)]
-    asked = [(loss, tau, seed) for seed in seeds for loss, tau in kinds]
-    missing = [(loss, tau, seed) for loss, tau, seed in asked if (loss, tau, seed) not in have
-               and not cached(reference_config(recipe, loss=loss, seed=seed, **({} if tau is None else {"tau": tau})))]
-    if missing:
-        names = ", ".join(f"{'CE' if tau is None else f'τ={tau:g}'} seed {seed}" for _, tau, seed in missing)
-        taus_there = sorted({tau for loss, tau, _ in have if tau is not None})
-        seeds_there = sorted({seed for *_, seed in have})
-        raise ValueError(f"the reference runs ({reference_root()}) have no {names}; they hold LogitNorm τ "
-                         f"{[float(t) for t in taus_there]} and seeds {seeds_there}: pass taus and seeds among those")
-
-
-def reference_taus(recipe: str | None = None) -> list[float]:
-    """The LogitNorm τ values of a reference recipe (sorted)."""
-    return sorted({tau for loss, tau, _ in reference_runs(recipe) if loss == "logitnorm"})

@@ -11,7 +11,7 @@
   candidates written down before training (30 or 60 epochs, RESULTS.md). Its runs ship in the
   reference source (``lnlab/reference/laptop``).
 - ``paper``: the paper's recipe (Sec. 5.1): WRN-40-2, 200 epochs, full CIFAR-10, a GPU.
-- ``reference``: the recipe of the shipped reference runs (:mod:`lnlab.portable`), read from the
+- ``reference``: the recipe of the shipped reference runs (:mod:`lnlab.shipped`), read from the
   reference source; its runs are loaded, never trained (they need a GPU).
 
 Small profiles use a linear lr warm-up: at lr 0.1 LogitNorm's gradient, about 1/(τ·||f||) with a
@@ -21,9 +21,12 @@ They apply the same warm-up to CE, so the pair differs only in the loss.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from lnlab.config import TrainConfig
+from lnlab.shipped import reference_config, reference_recipes, reference_seeds, reference_taus, shipped_run
+from lnlab.tau import DEFAULT_SWEEP
 
 ALL_OFFLINE_OOD = ("textures", "mnist", "tinyimagenet", "gaussian", "uniform")
 
@@ -61,15 +64,13 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-REFERENCE = "reference"  # the profile read from the reference runs (lnlab.portable.reference_config)
+REFERENCE = "reference"  # the profile read from the reference runs (lnlab.shipped.reference_config)
 
 
 def make_config(profile: str = "ci", **overrides: Any) -> TrainConfig:
     """``TrainConfig`` of a profile with ``overrides`` applied, e.g.
     ``make_config("ci", loss="logitnorm", tau=0.04, epochs=4)``."""
     if profile == REFERENCE:
-        from lnlab.portable import reference_config
-
         return reference_config(**overrides)
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; pass one of {[*PROFILES, REFERENCE]}")
@@ -78,3 +79,29 @@ def make_config(profile: str = "ci", **overrides: Any) -> TrainConfig:
         return TrainConfig(**values)
     except TypeError as exc:  # an unknown keyword
         raise ValueError(f"{exc}; valid fields: {list(TrainConfig.__dataclass_fields__)}") from None
+
+
+def sweep_taus(profile: str, asked: Sequence[float] | None = None) -> list[float]:
+    """The τ grid of notebook 04 (``sweep_taus=None`` there): ``asked``, else :data:`lnlab.tau.DEFAULT_SWEEP`;
+    for the reference profile the asked values its runs have (all of theirs if none), ValueError if there
+    are no reference runs."""
+    if profile != REFERENCE:
+        return [float(t) for t in (asked or DEFAULT_SWEEP)]
+    reference_config()  # the clear error when there are no reference runs
+    there = reference_taus()
+    return [float(t) for t in asked or () if float(t) in there] or there
+
+
+def default_seeds(profile: str, taus: Sequence[float] = (0.04,), **overrides: Any) -> list[int]:
+    """What ``seeds=None`` means in the notebooks and ``lnlab figures``: every seed for which the reference
+    source holds the CE run and a LogitNorm run at each of ``taus``, when the profile's runs are the shipped
+    ones (profile ``reference``, or a profile whose seed-0 CE run is shipped); else ``[0]``."""
+    if not reference_recipes():
+        return [0]
+    try:
+        if profile != REFERENCE and shipped_run(make_config(profile, loss="ce", seed=0, **overrides).key()) is None:
+            return [0]
+        return reference_seeds(taus=taus) or [0]
+    except ValueError:
+        return [0]
+

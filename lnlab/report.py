@@ -155,16 +155,16 @@ def _recipe(parameters: dict[str, Any]) -> str:
 
 
 def _resolved(key: str, parameters: dict[str, Any]) -> str:
-    """A parameter as the notebook used it: ``seeds=None`` / ``sweep_taus=None`` resolved as ``lnlab.suite`` does."""
+    """A parameter as the notebook used it: ``seeds=None`` / ``sweep_taus=None`` resolved as ``lnlab.profiles`` does."""
     value = parameters[key]
     if value is None and key in ("seeds", "sweep_taus") and "profile" in parameters:
         try:
-            from lnlab import suite
+            from lnlab.profiles import default_seeds, sweep_taus
 
             if key == "seeds":
-                value = suite._default_seeds(parameters["profile"], parameters.get("taus") or (0.04,), {})
+                value = default_seeds(parameters["profile"], parameters.get("taus") or (0.04,))
             else:
-                value = suite.sweep_taus(parameters["profile"], None)
+                value = sweep_taus(parameters["profile"], None)
             return f"{_values(value)} (all shipped)" if parameters["profile"] == "reference" else _values(value)
         except ValueError:
             return "none"

@@ -42,6 +42,7 @@ VAL_PER_CLASS = 500  # held-out images per class in "val" (fewer if fewer are le
 TRACKED_OOD = ("textures", "mnist", "tinyimagenet", "gaussian", "uniform")
 DERIVED_VALIDATION_OOD = ("val_pixels", "val_jigsaw", "val_blend")
 VALIDATION_OOD_SETS = ("gaussian_val", *DERIVED_VALIDATION_OOD)  # the OOD side of validation (lnlab.tau)
+VALIDATION_ID = "val"  # the ID side of validation: held-out training images (paper Sec. 5.1)
 _MEMO: dict[tuple, object] = {}
 
 

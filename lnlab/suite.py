@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import nbformat
 
 from lnlab.paths import figures_root, notebooks_root, runs_root as default_runs_root
-from lnlab.profiles import REFERENCE
+from lnlab.profiles import REFERENCE, default_seeds, sweep_taus
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -174,24 +174,10 @@ def _declared(path: Path) -> set[str]:
     return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
 
 
-def sweep_taus(profile: str, asked: Sequence[float] | None = None) -> list[float]:
-    """The τ grid of notebook 04: ``asked``, else for the reference profile every τ its runs have, else
-    :data:`lnlab.tau.DEFAULT_SWEEP`."""
-    from lnlab.tau import DEFAULT_SWEEP
-
-    if profile == REFERENCE:
-        return _reference_sweep(asked)
-    return [float(t) for t in (asked or DEFAULT_SWEEP)]
-
-
 def _reference_sweep(asked: Sequence[float] | None) -> list[float]:
-    """The τ grid of notebook 04 for the reference profile: the asked values the reference runs have
-    (all of theirs if none); raises ValueError, before any notebook starts, if there are no reference runs."""
-    from lnlab.portable import reference_config, reference_taus
-
-    reference_config()
-    there = reference_taus()
-    kept = [float(t) for t in asked or () if float(t) in there] or there
+    """The τ grid of notebook 04 for the reference profile (:func:`lnlab.profiles.sweep_taus`), saying
+    which asked values the reference runs lack; ValueError before any notebook starts if there are none."""
+    kept = sweep_taus(REFERENCE, asked)
     if asked is not None and kept != [float(t) for t in asked]:
         print(f"[lnlab figures] reference runs: sweeping τ {kept} (of the asked {list(asked)})", flush=True)
     return kept
@@ -227,7 +213,7 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
     CPU); ``oods`` overrides the profile's OOD sets (an evaluation choice: cached runs are reused).
     ``validation`` checks, before any training, that the runs keep training images out for ``"val"``.
     Every notebook asks for the same configs, so within a suite each run is trained once.
-    Profile ``"reference"`` loads the shipped runs (:mod:`lnlab.portable`) and never trains: ``device``
+    Profile ``"reference"`` loads the shipped runs (:mod:`lnlab.shipped`) and never trains: ``device``
     is ignored, and τ values or seeds the reference source lacks are a ValueError listing what it has.
     ``seeds=None``: every seed the reference source has for these runs (the shipped runs of a recipe),
     else seed 0. ``train=False`` never trains: runs neither cached nor shipped are left out (one line
@@ -244,7 +230,7 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
         overrides["data_root"] = str(data_root)
     if oods is not None:
         overrides["ood"] = tuple(oods)
-    seeds = check_seeds(_default_seeds(profile, taus, overrides) if seeds is None else seeds)
+    seeds = check_seeds(default_seeds(profile, taus, **overrides) if seeds is None else seeds)
     losses = [{"loss": "ce"}] + [{"loss": "logitnorm", "tau": float(tau)} for tau in dict.fromkeys(taus)]
     groups = [[make_config(profile, **loss, seed=seed, **overrides) for seed in seeds] for loss in losses]
     if validation:
@@ -260,7 +246,7 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
         if not groups:
             return {}
     elif reference:
-        from lnlab.portable import check_reference_choice
+        from lnlab.shipped import check_reference_choice
 
         check_reference_choice(taus, seeds, cached=lambda config: is_cached(config, runs_root))
     if live:
@@ -277,24 +263,9 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
 
 def _shipped(config: Any) -> bool:
     """Whether the reference source holds the run of ``config``."""
-    from lnlab.portable import shipped_run
+    from lnlab.shipped import shipped_run
 
     return shipped_run(config.key()) is not None
-
-
-def _default_seeds(profile: str, taus: Sequence[float], overrides: dict[str, Any]) -> list[int]:
-    """``seeds=None``: the reference source's seeds with CE and every τ, when these runs are shipped; else [0]."""
-    from lnlab.portable import reference_recipes, reference_seeds
-    from lnlab.profiles import make_config
-
-    if not reference_recipes():
-        return [0]
-    try:
-        if profile != REFERENCE and not _shipped(make_config(profile, loss="ce", seed=0, **overrides)):
-            return [0]
-        return reference_seeds(taus=taus) or [0]
-    except ValueError:
-        return [0]
 
 
 def check_seeds(seeds: Sequence[int] | int) -> list[int]:

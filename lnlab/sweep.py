@@ -325,7 +325,8 @@ def _train_task(config_dict: dict, key: str, root: str, token_file: str, token: 
     """A Ray task: train one run; return its files unless the caller's cache is this worker's too."""
     import torch
 
-    from lnlab.runs import CHECKPOINT, LOCK, get_run
+    from lnlab.runs import get_run
+    from lnlab.store import CHECKPOINT, LOCK
 
     torch.set_num_threads(threads)
     config = TrainConfig.from_dict(config_dict)
@@ -353,9 +354,9 @@ def _sees(token_file: str, token: str) -> bool:
 
 def _install(root: Path, config: TrainConfig, files: dict[str, bytes]) -> None:
     """Put a worker's run files into the cache: staged beside the entry, verified against their manifest,
-    then swapped in (:func:`lnlab.runs.replace_folder`), so no result of older weights survives."""
+    then swapped in (:func:`lnlab.store.replace_folder`), so no result of older weights survives."""
     from lnlab.atomic import atomic_write_bytes
-    from lnlab.runs import load_run, replace_folder
+    from lnlab.store import load_run, replace_folder
 
     def fill(staging: Path) -> None:
         for name, data in files.items():

@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 
 from lnlab.evaluate import accuracy_table, ood_table, runs_of
-from lnlab.splits import VALIDATION_OOD_SETS
+from lnlab.splits import VALIDATION_ID, VALIDATION_OOD_SETS
 
-VALIDATION_ID, VALIDATION_OOD = "val", "gaussian_val"
+VALIDATION_OOD = "gaussian_val"
 DEFAULT_SWEEP = (0.01, 0.02, 0.04, 0.1)  # the τ grid of notebook 04 (the paper's CIFAR-10 choice: 0.04)
 
 

@@ -25,13 +25,9 @@ Numbers near 1 or 0 go through :mod:`lnlab.formatting` (``1 − 2.1e-9``, not ``
 
 from __future__ import annotations
 
-import html
-import io
 import math
-import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import ipywidgets as W
@@ -39,359 +35,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from lnlab import plots
+from lnlab.explorer import Background, Drawn, Explorer, PngRenderer, in_kernel
 from lnlab.formatting import format_number, format_probability
 
 TEMPERATURE_SCORES = ("msp", "energy")
 HISTOGRAM_BINS = 40  # bins of the score histograms (plots.plot_msp_histograms's default)
-
-
-class Drawn(NamedTuple):
-    """A figure with its PNG already made (e.g. off the kernel's main thread): shown as is."""
-
-    figure: Figure
-    png: bytes
-
-
-Renderer = Callable[[dict[str, Any]], tuple["Figure | Drawn | None", str, dict[str, Any]]]
-
-
-class Explorer:
-    """Controls + a text line + a figure, redrawn by ``render(values) -> (figure, text, extra state)``.
-
-    ``render`` may return the figure it returned before, changed in place (it is drawn again without a
-    new layout when its decorations are unchanged), a :class:`Drawn` (shown as is) or None (the image
-    stays; :meth:`show` replaces it later, e.g. from a background thread).
-    """
-
-    def __init__(self, controls: Mapping[str, W.Widget], render: Renderer, title: str = "") -> None:
-        self.controls: dict[str, W.Widget] = dict(controls)
-        self._render = render
-        self.figure: Figure | None = None
-        self.text = ""
-        self.state: dict[str, Any] = {}
-        self.redraw_seconds = self.redraw_cpu_seconds = float("nan")
-        self._png = _PngRenderer()
-        self._lock = threading.RLock()  # a background thread may show a result while a control changes
-        self._text_box = W.HTML()
-        self._image = W.Image(format="png")  # an Image widget, not an Output widget: papermill-safe
-        header = [W.HTML(f"<b>{html.escape(title)}</b>")] if title else []
-        row = W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap", align_items="center"))
-        self.widget = W.VBox(header + [row, self._text_box, self._image])
-        for control in self.controls.values():
-            _fit_control(control)
-            control.observe(self._on_change, names="value")
-        self.update()
-
-    def values(self) -> dict[str, Any]:
-        """Current value of every control."""
-        return {name: control.value for name, control in self.controls.items()}
-
-    def update(self) -> None:
-        """Recompute the figure and text from the controls and show them."""
-        with self._lock:
-            start, cpu = time.perf_counter(), time.thread_time()
-            values = self.values()
-            figure, text, extra = self._render(values)
-            self.show(figure, text, {**values, **extra})
-            self.redraw_seconds = time.perf_counter() - start
-            self.redraw_cpu_seconds = time.thread_time() - cpu
-
-    def show(self, figure: Figure | Drawn | None, text: str, state: Mapping[str, Any]) -> None:
-        """Show ``text`` and ``figure`` (None: keep the image) and make ``state`` the explorer's state."""
-        with self._lock:
-            png = None
-            if isinstance(figure, Drawn):
-                figure, png = figure
-            elif figure is not None:
-                png = self._png(figure)
-            if figure is not None:
-                self.figure = figure
-            self.text, self.state = text, dict(state)
-            self._text_box.value = f"<pre>{html.escape(text)}</pre>"
-            if png is not None:
-                self._image.value = png
-
-    def prepare(self, figure: Figure) -> None:
-        """Lay out and draw ``figure`` now (e.g. the figure of a view not shown yet), so that showing it later
-        costs no layout and, unchanged, no drawing."""
-        with self._lock:
-            self._png(figure)
-
-    def _on_change(self, _change: Any) -> None:
-        self.update()
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.state!r})"
-
-
-def _fit_control(control: W.Widget) -> None:
-    """Sliders send their value on release (one redraw per drag, not one per value passed); labels and
-    toggle buttons are as wide as their text, never cut to "temperat…"."""
-    if "continuous_update" in control.trait_names():
-        control.continuous_update = False
-    style = getattr(control, "style", None)
-    if style is not None and "description_width" in style.trait_names() and getattr(control, "description", ""):
-        style.description_width = "initial"
-    if isinstance(control, W.ToggleButtons):
-        style.button_width = "auto"
-
-
-# --------------------------------------------------------------------------- PNG
-
-
-class _Arrangement(NamedTuple):
-    """A figure's layout: its axes positions and the padded content box in inches (and whether that box
-    sticks out of the canvas)."""
-
-    positions: list[Any]
-    box: Any
-    overflows: bool
-
-
-class _Kept:
-    """What :class:`_PngRenderer` keeps of one figure: its canvas, its layouts by signature and its last PNG."""
-
-    LAYOUTS = 16
-
-    def __init__(self, fig: Figure, canvas: Any, engine: dict | None) -> None:
-        self.figure, self.canvas, self.engine = fig, canvas, engine
-        self.layouts: OrderedDict[tuple, _Arrangement] = OrderedDict()
-        self.applied: tuple | None = None  # the signature whose arrangement the axes have now
-        self.png: bytes | None = None
-
-    def layout_for(self, signature: _Signature | None) -> _Signature | None:
-        """The signature of a kept layout that fits ``signature``: the same one, else the one in use, else
-        the one with the least spare room for tick labels; None if none fits."""
-        if signature is None:
-            return None
-        if signature in self.layouts:
-            return signature
-        fitting = [known for known in self.layouts if signature.fits_into(known)]
-        if not fitting:
-            return None
-        if self.applied in fitting:
-            return self.applied
-        return min(fitting, key=lambda known: sum(sum(axes) for axes in known.room))
-
-
-class _PngRenderer:
-    """An explorer's figures as PNG bytes, fast enough to follow a slider (one per :class:`Explorer`).
-
-    What ``savefig(bbox_inches="tight")`` shows, in one draw instead of two: lnlab's figures use
-    constrained layout, which measures every tick label, axis label, title and figure legend before
-    drawing, and ``savefig`` draws once more to crop. Here the figure is drawn once and the canvas is
-    cropped to the drawn content; only content that sticks out of the canvas (a long axis label)
-    needs a second draw into a larger box. A figure changed in place keeps its canvas, and a layout
-    per set of layout-relevant decorations (:func:`_layout_signature`) it has had: it is laid out
-    again only for decorations it has not had yet. A figure not changed since its last PNG (``stale``
-    unset) is not drawn again. A new figure whose decorations equal those of the last one laid out
-    gets that layout. The last :attr:`KEEP` figures are kept. PNG compression level 1: a local image.
-    """
-
-    PAD_INCHES = 0.1  # around the content, as savefig's tight box
-    KEEP = 8
-
-    def __init__(self, dpi: int = 110) -> None:
-        self.dpi = dpi
-        self._signature: tuple | None = None  # of the last figure laid out, with its arrangement
-        self._arrangement: _Arrangement | None = None
-        self._kept: OrderedDict[int, _Kept] = OrderedDict()
-
-    def __call__(self, fig: Figure) -> bytes:
-        kept = self._kept.get(id(fig))
-        if kept is not None and kept.figure is fig:
-            self._kept.move_to_end(id(fig))
-            if kept.png is not None and not fig.stale:
-                return kept.png
-        else:
-            kept = self._keep(fig)
-        signature = _layout_signature(fig, kept.engine) if kept.engine is not None else None
-        known = kept.layout_for(signature)
-        if known is not None:
-            kept.png = self._draw(kept, known, kept.layouts[known])
-        elif signature is not None and not kept.layouts and self._signature is not None \
-                and signature.fits_into(self._signature):
-            kept.png = self._draw(kept, signature, self._arrangement)  # a new figure like the last one laid out
-        else:
-            kept.png = self._lay_out(kept, signature)
-        return kept.png
-
-    def _keep(self, fig: Figure) -> _Kept:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.layout_engine import ConstrainedLayoutEngine
-
-        engine = fig.get_layout_engine()
-        kept = _Kept(fig, FigureCanvasAgg(fig), dict(engine.get()) if isinstance(engine, ConstrainedLayoutEngine)
-                     else None)
-        fig.set_dpi(self.dpi)
-        self._kept[id(fig)] = kept
-        while len(self._kept) > self.KEEP:
-            self._kept.popitem(last=False)
-        return kept
-
-    def _lay_out(self, kept: _Kept, signature: tuple | None) -> bytes:
-        """Draw with constrained layout, find the content box, keep the arrangement and drop the engine."""
-        from matplotlib.layout_engine import ConstrainedLayoutEngine
-
-        fig = kept.figure
-        if kept.engine is not None and not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
-            fig.set_layout_engine(ConstrainedLayoutEngine(**kept.engine))  # new decorations: lay out again
-        kept.canvas.draw()
-        content = fig.get_tightbbox(kept.canvas.get_renderer())
-        box, figure_box = content.padded(self.PAD_INCHES), fig.bbox_inches
-        overflows = (content.x0 < figure_box.x0 - 0.01 or content.y0 < figure_box.y0 - 0.01
-                     or content.x1 > figure_box.x1 + 0.01 or content.y1 > figure_box.y1 + 0.01)
-        _without_layout_engine(fig)  # laid out: keep the positions for the next draws
-        if signature is not None:
-            arrangement = _Arrangement([ax.get_position(original=True).frozen() for ax in fig.axes], box, overflows)
-            # Ticks depend on the axes' size: the laid-out figure has the signature the next change starts from.
-            laid_out = _layout_signature(fig, kept.engine)
-            kept.layouts[signature] = kept.layouts[laid_out] = arrangement
-            kept.applied = laid_out
-            while len(kept.layouts) > kept.LAYOUTS:
-                kept.layouts.popitem(last=False)
-            self._signature, self._arrangement = signature, arrangement  # what a new figure is compared with
-        if overflows:
-            return self._savefig(fig, box)
-        fig.stale = False  # just drawn (dropping the engine marked it)
-        return self._crop(kept.canvas, box)
-
-    def _draw(self, kept: _Kept, signature: tuple, arrangement: _Arrangement) -> bytes:
-        """One draw with a known arrangement (no layout engine)."""
-        fig = kept.figure
-        _without_layout_engine(fig)
-        if kept.applied != signature:
-            for ax, position in zip(fig.axes, arrangement.positions):
-                ax.set_position(position)
-                ax.set_in_layout(True)  # set_position took it out of any later layout
-            kept.layouts.setdefault(signature, arrangement)
-            kept.applied = signature
-        if arrangement.overflows:
-            return self._savefig(fig, arrangement.box)
-        kept.canvas.draw()
-        return self._crop(kept.canvas, arrangement.box)
-
-    def _crop(self, canvas: Any, box: Any) -> bytes:
-        """The drawn canvas cut to ``box`` (inches, origin bottom left) within the canvas."""
-        from PIL import Image
-
-        pixels = np.asarray(canvas.buffer_rgba())
-        height, width = pixels.shape[:2]
-        left, right = max(0, int(box.x0 * self.dpi)), min(width, int(np.ceil(box.x1 * self.dpi)))
-        top, bottom = max(0, height - int(np.ceil(box.y1 * self.dpi))), min(height, height - int(box.y0 * self.dpi))
-        buffer = io.BytesIO()
-        Image.fromarray(pixels[top:bottom, left:right]).save(buffer, format="png", compress_level=1)
-        return buffer.getvalue()
-
-    def _savefig(self, fig: Figure, box: Any) -> bytes:
-        """One draw into ``box``, which reaches beyond the canvas (no layout engine: a single draw)."""
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=self.dpi, bbox_inches=box, pil_kwargs={"compress_level": 1})
-        fig.stale = False  # just drawn
-        return buffer.getvalue()
-
-
-def _without_layout_engine(fig: Figure) -> None:
-    """No layout engine at all (not even a placeholder, with which ``savefig`` draws twice)."""
-    import matplotlib
-
-    if fig.get_layout_engine() is None:
-        return
-    with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
-        fig.set_layout_engine(None)
-
-
-class _Signature(NamedTuple):
-    """What constrained layout measures: ``decorations`` (which texts, grids and legends there are: must be
-    equal for a layout to be reused) and ``room`` (per axes, the sizes of its axis labels, titles and tick
-    labels: a layout made for texts at least as large fits)."""
-
-    decorations: tuple
-    room: tuple
-
-    def fits_into(self, other: _Signature) -> bool:
-        """Whether a layout made for ``other`` has room for this figure's texts."""
-        return self.decorations == other.decorations and all(
-            new <= old + 0.05 for mine, theirs in zip(self.room, other.room) for new, old in zip(mine, theirs))
-
-
-_TEXT_SIZES: dict[tuple, tuple[float, float]] = {}
-
-
-def _text_size(text: str, prop: Any) -> tuple[float, float]:
-    """Width and height in points of ``text`` (lines: the widest, their heights added) in font ``prop``;
-    kept, as tick labels and titles repeat."""
-    key = (text, prop)
-    if key not in _TEXT_SIZES:
-        from matplotlib.textpath import text_to_path
-
-        sizes = [text_to_path.get_text_width_height_descent(line, prop, ismath=line.count("$") >= 2)[:2]
-                 for line in text.split("\n")] if text else [(0.0, 0.0)]
-        _TEXT_SIZES[key] = (round(max(float(w) for w, _ in sizes), 2), round(sum(float(h) for _, h in sizes), 2))
-    return _TEXT_SIZES[key]
-
-
-def _shown(text: Any) -> tuple[float, float]:
-    return _text_size(text.get_text(), text.get_fontproperties()) if text.get_visible() else (0.0, 0.0)
-
-
-def _tick_room(axis: Any) -> tuple[float, float, float, float]:
-    """The room an axis's visible major tick labels take, from the locator and formatter (no layout):
-    the widest and the tallest label, and the widths of the first and last (which reach past the axes'
-    ends), in points."""
-    locs = axis.major.locator()
-    labels = axis.major.formatter.format_ticks(locs)  # all of them, as drawing does: the format depends on all
-    low, high = sorted(axis.get_view_interval())
-    margin = 1e-9 * max(abs(low), abs(high), 1e-300)
-    shown = [label for loc, label in zip(locs, labels) if low - margin <= loc <= high + margin and label]
-    if not shown or not axis.get_visible():
-        return (0.0, 0.0, 0.0, 0.0)
-    prop = axis.get_major_ticks(1)[0].label1.get_fontproperties()
-    sizes = [_text_size(label, prop) for label in shown]
-    return (max(w for w, _ in sizes), max(h for _, h in sizes), sizes[0][0], sizes[-1][0])
-
-
-def _layout_signature(fig: Figure, pads: Mapping[str, Any] | None = None) -> _Signature | None:
-    """What constrained layout measures, cheaply (no drawing): a layout made for a figure of the same
-    decorations with texts at least as large fits it (the axes keep their places; smaller texts leave a
-    little more room than a new layout would).
-
-    Decorations: figure size and layout pads; per axes its grid cell, visibility, scales, whether it has
-    axis labels and titles, its legend and any text placed outside the axes; the number of entries of
-    each figure legend (its height); the suptitle. Room: per axes the sizes of its axis labels and titles
-    and the :func:`_tick_room` of each axis. None (always lay out) for axes outside a grid, e.g. colorbars
-    and insets. ``pads``: the constrained layout's settings, for a figure laid out before and drawn without
-    its engine since (default: its engine's).
-    """
-    from matplotlib.layout_engine import ConstrainedLayoutEngine
-
-    axes, room = [], []
-    for ax in fig.axes:
-        spec = ax.get_subplotspec()
-        if spec is None:
-            return None
-        titles = [ax.title] + [getattr(ax, name) for name in ("_left_title", "_right_title") if hasattr(ax, name)]
-        texts = [axis.label for axis in (ax.xaxis, ax.yaxis)] + list(titles)
-        legend = ax.get_legend()
-        outside = tuple((t.get_text(), tuple(t.get_position())) for t in ax.texts
-                        if t.get_transform() != ax.transAxes or not all(0 <= v <= 1 for v in t.get_position()))
-        axes.append((spec.get_geometry(), spec.rowspan, spec.colspan, ax.get_visible(),
-                     ax.xaxis.get_scale(), ax.yaxis.get_scale(), tuple(bool(t.get_text()) and t.get_visible()
-                                                                       for t in texts),
-                     outside, None if legend is None else tuple(t.get_text() for t in legend.get_texts())))
-        room.append(tuple(v for t in texts for v in _shown(t)) + _tick_room(ax.xaxis) + _tick_room(ax.yaxis))
-    legends = tuple((len(leg.get_texts()), getattr(leg, "_ncols", None), getattr(leg, "_loc", None))
-                    for leg in fig.legends)
-    if pads is None:
-        engine = fig.get_layout_engine()
-        pads = engine.get() if isinstance(engine, ConstrainedLayoutEngine) else None
-    pads = tuple(sorted(pads.items())) if pads is not None else None
-    return _Signature((tuple(fig.get_size_inches()), pads, tuple(axes), legends, fig.get_suptitle()), tuple(room))
 
 
 # --------------------------------------------------------------------------- in-place figure updates
@@ -431,13 +79,13 @@ def _update_histograms(fig: Figure, panels: Sequence[tuple[str, "_Panel"]], ood:
         if len(ax.collections) != 2 or len(found) != 1 or not all(_fill_updatable(c) for c in ax.collections):
             return False
         boxes.append(found[0])
-    xlabel = plots._score_axis_label(score_name)
+    xlabel = plots.score_axis_label(score_name)
     for ax, box, (title, panel) in zip(axes, boxes, panels):
         for fill, heights in zip(ax.collections, (panel.id_heights, panel.ood_heights)):
             fill.set_data(panel.edges, np.zeros(len(panel.edges)), np.append(heights, heights[-1]))
         box.set_text(_metrics_box(panel.metrics))
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
+        ax.title.set_text(title)  # the Text objects keep the figure's fonts (set_title would apply today's rc)
+        ax.xaxis.label.set_text(xlabel)
     fig.legends[0].get_texts()[1].set_text(f"OOD: {ood}")
     _rescale(axes)
     fig.stale = True
@@ -468,7 +116,8 @@ def _update_norm_run(fig: Figure, old: tuple[str, Any], new: tuple[str, Any]) ->
         color = to_rgb(lines[0].get_color())
         bands = [c for c in ax.collections if len(c.get_facecolor()) and tuple(c.get_facecolor()[0][:3]) == color]
         band_columns = [f"norm_{split}_p10", f"norm_{split}_p90"]
-        if len(bands) > 1 or (bands and not (_fill_updatable(bands[0]) and set(band_columns) <= set(new_frame.columns))):
+        band_ok = not bands or (_fill_updatable(bands[0]) and set(band_columns) <= set(new_frame.columns))
+        if len(bands) > 1 or not band_ok:
             return False
         plan.append((lines[0], bands[0] if bands else None, split))
     legend_texts = [t for leg in fig.legends for t in leg.get_texts() if t.get_text() == old_label]
@@ -566,7 +215,16 @@ class _Histograms:
             self._logits[key] = logits_of(run, name) if epoch is None else run.snapshot(epoch, name)
         return self._logits[key]
 
-    def scores(self, label: str, name: str, score_name: str, temperature: float | None, epoch: int | None) -> np.ndarray:
+    def preload(self, names: Sequence[str], epochs: Sequence[int | None] = (None,)) -> None:
+        """Load every run's logits of the sets ``names`` at ``epochs`` now (a set's first load takes a while):
+        a control that only selects among them then finds them loaded."""
+        for label in self.runs:
+            for name in names:
+                for epoch in epochs:
+                    self.logits(label, name, epoch)
+
+    def scores(self, label: str, name: str, score_name: str, temperature: float | None,
+               epoch: int | None) -> np.ndarray:
         key = (label, name, score_name, temperature, epoch)
         if key not in self._scores:
             from lnlab.scores import score
@@ -587,7 +245,7 @@ class _Histograms:
 
         pairs = {label: (self.scores(label, "test", score_name, temperature, epoch),
                          self.scores(label, ood, score_name, temperature, epoch)) for label in labels}
-        edges = plots._shared_bins(score_name, pairs.values(), HISTOGRAM_BINS)
+        edges = plots.shared_bins(score_name, pairs.values(), HISTOGRAM_BINS)
         found = {label: _Panel(edges, _density(ids, edges), _density(oods, edges), ids, oods, ood_metrics(ids, oods))
                  for label, (ids, oods) in pairs.items()}
         self._panels[key] = found
@@ -666,6 +324,8 @@ def score_explorer(runs: Mapping[str, Any], oods: Sequence[str] | None = None,
         controls["epoch"] = W.SelectionSlider(options=[(str(e), e) for e in epochs], value=epoch or epochs[-1],
                                               description="after epoch")
     last = epochs[-1] if epochs else None
+    data.preload(["test", *oods], [None, *(e for e in epochs if e != last)])
+    subtitle = _recipe_line(runs, first_seed=True)  # as the notebooks' histogram figures have it
     shown: dict[str, Any] = {}  # the figure and what it shows
 
     def render(values: dict[str, Any]) -> tuple[Figure, str, dict[str, Any]]:
@@ -674,9 +334,12 @@ def score_explorer(runs: Mapping[str, Any], oods: Sequence[str] | None = None,
         t = values["temperature"] if uses_t else None
         at = values.get("epoch")
         panels = data.panels(list(runs), values["ood"], values["score"], t, None if at in (None, last) else at)
+        # Panel titles say when the logits are not the final ones: the figure alone must not pass for the end.
+        titles = {label: label if at in (None, last) else f"{label}, after epoch {at} of {last}" for label in panels}
+        titled = [(titles[label], panel) for label, panel in panels.items()]
         fig = shown.get("figure")
-        if fig is None or not _update_histograms(fig, list(panels.items()), values["ood"], values["score"]):
-            fig = _histogram_figure(panels, values["ood"], values["score"])
+        if fig is None or not _update_histograms(fig, titled, values["ood"], values["score"]):
+            fig = _histogram_figure(dict(titled), values["ood"], values["score"], subtitle)
         shown["figure"] = fig
         t_text = f", T={t:.3g}" if uses_t else ""
         at_text = f", after epoch {at} of {last}" if at is not None else ""
@@ -686,7 +349,7 @@ def score_explorer(runs: Mapping[str, Any], oods: Sequence[str] | None = None,
         extra = {"metrics": {label: p.metrics for label, p in panels.items()},
                  "id_scores": {label: p.id_scores for label, p in panels.items()},
                  "ood_scores": {label: p.ood_scores for label, p in panels.items()},
-                 "effective_temperature": t, "epoch": at if at is not None else None}
+                 "effective_temperature": t, "epoch": at}
         if accuracy:
             extra["accuracy"] = accuracy
         return fig, "\n".join(lines), extra
@@ -777,6 +440,7 @@ def tau_explorer(runs: Mapping[str, Any] | Iterable[Any], view: str = "norm", oo
     }
     controls["tau"].disabled = len(taus) == 1  # nothing to slide to: the text says how to get more
     data = _Histograms(runs)
+    data.preload(["test", *oods])
     frames: dict[str, Any] = {}
     views: dict[str, dict[str, Any]] = {"norm": {}, "msp": {}}  # per view: its figure and what it shows
 
@@ -828,20 +492,26 @@ def tau_explorer(runs: Mapping[str, Any] | Iterable[Any], view: str = "norm", oo
     if view == "msp":
         explorer.prepare(norm_figure(label))
     elif controls["ood"].value is not None:
-        explorer.prepare(msp_figure(label, controls["ood"].value, data.panels([*ref, label], controls["ood"].value, "msp")))
+        ood_name = controls["ood"].value
+        explorer.prepare(msp_figure(label, ood_name, data.panels([*ref, label], ood_name, "msp")))
     return explorer
 
 
-def _same_subtitle(fig: Figure, runs: Mapping[str, Any], first_seed: bool) -> bool:
-    """Whether ``fig`` already has the subtitle that ``plots`` gives a figure of ``runs`` (its recipe line, of
-    every seed or of the first seed only): a figure changed in place keeps its subtitle."""
+def _recipe_line(runs: Mapping[str, Any], first_seed: bool) -> str | None:
+    """The subtitle ``plots`` gives a figure of ``runs``: their recipe line (:func:`lnlab.plots.recipe_line`),
+    of every seed or of the first seed only; None for plain logits."""
     from lnlab.evaluate import runs_of
 
-    recipe_line = getattr(plots, "recipe_line", None)
+    recipe_line = getattr(plots, "recipe_line", None)  # plots without subtitles: None
     if recipe_line is None:
-        return not fig.get_suptitle()
-    described = {label: runs_of(group)[0] for label, group in runs.items()} if first_seed else runs
-    return fig.get_suptitle() == (recipe_line(described) or "")
+        return None
+    return recipe_line({label: runs_of(group)[0] for label, group in runs.items()} if first_seed else runs)
+
+
+def _same_subtitle(fig: Figure, runs: Mapping[str, Any], first_seed: bool) -> bool:
+    """Whether ``fig`` already has the subtitle ``plots`` gives a figure of ``runs``: a figure changed in
+    place keeps its subtitle."""
+    return fig.get_suptitle() == (_recipe_line(runs, first_seed) or "")
 
 
 def _norm_frame(group: Any) -> Any:
@@ -865,67 +535,6 @@ def _norm_lines(frames: Mapping[str, Any]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- toy explorer (notebook 00)
-
-
-class _Background:
-    """One worker thread that computes ``compute(key)`` for the keys asked for, most recent request first,
-    and calls ``done(key, result)`` after each; results are kept (``results``)."""
-
-    def __init__(self, compute: Callable[[Any], Any], done: Callable[[Any, Any], None]) -> None:
-        self._compute, self._done = compute, done
-        self.results: dict[Any, Any] = {}
-        self.errors: dict[Any, BaseException] = {}
-        self._wanted: list[Any] = []
-        self._busy: Any = None
-        self._wake = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def want(self, keys: Sequence[Any]) -> None:
-        """Compute ``keys`` (first first) before anything asked for earlier."""
-        with self._wake:
-            fresh = [key for key in dict.fromkeys(keys) if key not in self.results and key != self._busy]
-            self._wanted = fresh + [key for key in self._wanted if key not in fresh]
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="lnlab-explorer", daemon=True)
-                self._thread.start()
-            self._wake.notify()
-
-    def idle(self, timeout: float | None = None) -> bool:
-        """Wait until nothing is asked for or being computed; return whether that happened in ``timeout`` s."""
-        with self._wake:
-            return self._wake.wait_for(lambda: not self._wanted and self._busy is None, timeout)
-
-    def _work(self) -> None:
-        while True:
-            with self._wake:
-                self._wake.wait_for(lambda: bool(self._wanted))
-                self._busy = key = self._wanted.pop(0)
-            try:
-                result = self._compute(key)
-            except Exception as error:  # shown by done(); the thread keeps serving
-                result = error
-            with self._wake:
-                if isinstance(result, Exception):
-                    self.errors[key] = result
-                else:
-                    self.errors.pop(key, None)
-                    self.results[key] = result
-            try:
-                self._done(key, result)
-            finally:
-                with self._wake:
-                    self._busy = None
-                    self._wake.notify_all()
-
-
-def _in_kernel() -> bool:
-    """Whether this runs in a Jupyter kernel (where a widget can be updated from a thread)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
 
 
 def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0, n: int = 1500, seed: int = 0,
@@ -953,8 +562,8 @@ def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0,
     ring = toy.RINGS[:1]
     slider = W.FloatLogSlider(value=tau, base=10, min=math.log10(tau_range[0]), max=math.log10(tau_range[1]),
                               step=0.05, description="τ", readout_format=".3g", continuous_update=False)
-    background = _in_kernel() if background is None else background
-    worker_png = _PngRenderer()  # the worker's own canvases (the first map is drawn before the worker starts)
+    background = in_kernel() if background is None else background
+    worker_png = PngRenderer()  # the worker's own canvases (the first map is drawn before the worker starts)
     asked: dict[float, float] = {}  # key -> the τ value asked for
 
     def key(t: float) -> float:
@@ -1006,7 +615,7 @@ def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0,
             explorer.show(*result)
         train_ahead(asked.get(k, 10 ** k))
 
-    jobs = _Background(compute, done)
+    jobs = Background(compute, done)
 
     def render(values: dict[str, Any]) -> tuple[Drawn | None, str, dict[str, Any]]:
         t = float(values["tau"])

@@ -27,6 +27,7 @@ and says why: it is never skipped.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import math
 import os
@@ -44,8 +45,8 @@ import nbformat
 import pytest
 
 from lnlab import suite
+from tests_support import chromium
 
-CHROMIUM = os.environ.get("LNLAB_CHROMIUM", "/usr/bin/chromium")
 # What the copied notebooks' parameters cells are set to, where they have the name (besides runs_root and
 # output): the ci profile, and two τ values so that τ sliders have somewhere to go (one ci run more).
 TAUS = [0.04, 0.1]
@@ -126,14 +127,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _report(request, lines: list[str]) -> None:
+    """Write ``lines`` to the terminal, also under ``-q`` and output capture."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        for line in lines:
+            reporter.write_line(line)
+
+
 @pytest.fixture(scope="module")
 def output_dir(tmp_path_factory, request) -> Path:
     base = os.environ.get("LNLAB_TEST_OUTPUT")
     folder = Path(base) / "browser" if base else tmp_path_factory.mktemp("browser")
     folder.mkdir(parents=True, exist_ok=True)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\n[test_browser] screenshots and redraw times: {folder}")
+    _report(request, [f"\n[test_browser] screenshots and redraw times: {folder}"])
     return folder
 
 
@@ -185,20 +195,7 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` "
-                    "(or set LNLAB_CHROMIUM to a Chromium binary)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as error:
-        pytest.fail(f"Playwright is missing ({error}): pip install -e '.[dev]' (make env installs it)")
-    with sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        except Exception as error:  # the message says what the browser printed
-            pytest.fail(f"Chromium at {CHROMIUM} did not start: {error}")
-        yield chromium
-        chromium.close()
+    yield from chromium()
 
 
 # --------------------------------------------------------------------------- in the page
@@ -404,9 +401,10 @@ def redraw_table(everything: dict) -> list[str]:
             image, text = [r["image_ms"] for r in rows], [r["text_ms"] for r in rows]
             loads = [r["load_1min"] for r in rows]
             p95 = _percentile(image, 95)
+            flag = "" if p95 <= 1000 * REDRAW_TARGET_S else "  > target"
             lines.append(f"{stem:<22} {explorer.split(':')[0][:28]:<28} {control[:24]:<24} {len(rows):>2} "
                          f"{_percentile(image, 50):>7.0f} {p95:>7.0f} {_percentile(text, 95):>8.0f} "
-                         f"{min(loads):>4.1f}-{max(loads):<4.1f}" + ("" if p95 <= 1000 * REDRAW_TARGET_S else "  > target"))
+                         f"{min(loads):>4.1f}-{max(loads):<4.1f}{flag}")
     return lines
 
 
@@ -415,12 +413,10 @@ def redraw_record(output_dir, request):
     """``{notebook: [redraw]}`` of this session, printed as a table at the end of the module."""
     record: dict[str, list[dict]] = {}
     yield record
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if record and reporter is not None:
-        reporter.write_line(f"\n[test_browser] redraw times, control -> new image (target p95 <= "
-                            f"{1000 * REDRAW_TARGET_S:.0f} ms at the ci profile; load = 1-min load average):")
-        for line in redraw_table(record):
-            reporter.write_line(line)
+    if record:
+        _report(request, [f"\n[test_browser] redraw times, control -> new image (target p95 <= "
+                          f"{1000 * REDRAW_TARGET_S:.0f} ms at the ci profile; load = 1-min load average):",
+                          *redraw_table(record)])
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

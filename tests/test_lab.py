@@ -16,6 +16,7 @@ import nbformat
 import pytest
 
 from lnlab import paths, suite, widgets
+from lnlab.explorer import layout_signature
 from lnlab.formatting import format_number, format_probability, format_scientific
 
 REPO = Path(__file__).resolve().parent.parent
@@ -112,7 +113,7 @@ def test_explorer_images_show_what_a_tight_savefig_shows_in_one_draw():
 
     explorer = widgets.bound_explorer(tau=0.04, k=10)
     explorer.controls["tau"].value = 0.2
-    assert explorer._png._signature == widgets._layout_signature(plots.plot_lower_bound(marker=(0.3, 10)))
+    assert explorer._png._signature == layout_signature(plots.plot_lower_bound(marker=(0.3, 10)))
     shown = Image.open(io.BytesIO(bytes(explorer.widget.children[-1].value)))
     reference = io.BytesIO()
     plots.plot_lower_bound(marker=(explorer.state["tau"], 10)).savefig(reference, format="png", dpi=110,

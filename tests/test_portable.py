@@ -21,9 +21,11 @@ import lnlab.train
 from lnlab.atomic import atomic_write_json, sha256_file
 from lnlab.cli import main
 from lnlab.evaluate import accuracy_table, ood_table, score_values
-from lnlab.portable import PortableRun, export_run, import_runs, load_portable, reference_root
+from lnlab.portable import PortableRun, export_run, import_runs, load_portable
+from lnlab.shipped import reference_root
 from lnlab.profiles import make_config
-from lnlab.runs import MANIFEST, CacheError, get_run, is_cached
+from lnlab.runs import CacheError, get_run, is_cached
+from lnlab.store import MANIFEST
 from lnlab.suite import comparison_runs, run_suite
 from tests_support import TINY, requires_cifar10
 

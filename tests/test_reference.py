@@ -14,7 +14,8 @@ import pytest
 import torch
 
 import lnlab.train
-from lnlab.portable import WEIGHTS_FILE, load_portable, reference_recipes, reference_runs
+from lnlab.portable import WEIGHTS_FILE, load_portable
+from lnlab.shipped import reference_recipes, reference_runs
 from lnlab.profiles import make_config
 from lnlab.runs import get_run
 from lnlab.splits import VALIDATION_OOD_SETS

@@ -22,8 +22,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from PIL import Image
 
 from lnlab import report, suite
+from tests_support import chromium
 
-CHROMIUM = os.environ.get("LNLAB_CHROMIUM", "/usr/bin/chromium")
 
 
 # --------------------------------------------------------------------------- a synthetic folder
@@ -141,17 +141,7 @@ def suite_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as error:
-        pytest.fail(f"Playwright is missing ({error}): pip install -e '.[dev]' (make env installs it)")
-    with sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        except Exception as error:  # the message says what the browser printed
-            pytest.fail(f"Chromium at {CHROMIUM} did not start: {error}")
-        yield chromium
-        chromium.close()
+    yield from chromium()
 
 
 def test_suite_page_in_chromium(suite_folder, browser, output_dir):

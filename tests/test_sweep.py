@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lnlab.profiles import make_config
-from lnlab.runs import RESULT_FILES, load_run
+from lnlab.store import RESULT_FILES, load_run
 from lnlab.sweep import run_sweep
 from tests_support import TINY, requires_cifar10
 

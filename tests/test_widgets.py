@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import operator
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,6 +15,8 @@ from _synthetic import OODS, fake_run, logits
 from tests_support import ci_pair
 
 from lnlab import plots, widgets
+from lnlab.explorer import PngRenderer
+from lnlab.config import TrainConfig
 from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
 from lnlab.metrics import ood_metrics
 from lnlab.scores import score
@@ -30,17 +33,21 @@ def assert_same_drawing(shown, fresh) -> None:
     assert len(shown.axes) == len(fresh.axes)
     for a, b in zip(shown.axes, fresh.axes):
         assert (a.get_title(), a.get_xlabel(), a.get_ylabel()) == (b.get_title(), b.get_xlabel(), b.get_ylabel())
+        for text in ("title", "xaxis.label", "yaxis.label"):  # in the figure's fonts, not the rc of the change
+            first, second = (operator.attrgetter(text)(ax) for ax in (a, b))
+            assert first.get_fontproperties() == second.get_fontproperties(), text
         np.testing.assert_allclose(a.get_xlim(), b.get_xlim(), rtol=1e-9)
         np.testing.assert_allclose(a.get_ylim(), b.get_ylim(), rtol=1e-9)
-        assert [t.get_text() for t in a.texts] == [t.get_text() for t in b.texts]
+        assert [(t.get_text(), t.get_fontproperties()) for t in a.texts] == [(t.get_text(), t.get_fontproperties())
+                                                                            for t in b.texts]
         assert len(a.collections) == len(b.collections) and len(a.get_lines()) == len(b.get_lines())
         for c, d in zip(a.collections, b.collections):
             np.testing.assert_allclose(np.concatenate([p.vertices for p in c.get_paths()]),
                                        np.concatenate([p.vertices for p in d.get_paths()]), rtol=1e-9, atol=1e-12)
         for c, d in zip(a.get_lines(), b.get_lines()):
             np.testing.assert_allclose(np.asarray(c.get_xydata(), float), np.asarray(d.get_xydata(), float), rtol=1e-9)
-    assert ([[t.get_text() for t in leg.get_texts()] for leg in shown.legends]
-            == [[t.get_text() for t in leg.get_texts()] for leg in fresh.legends])
+    assert ([[(t.get_text(), t.get_fontproperties()) for t in leg.get_texts()] for leg in shown.legends]
+            == [[(t.get_text(), t.get_fontproperties()) for t in leg.get_texts()] for leg in fresh.legends])
     assert shown.get_suptitle() == fresh.get_suptitle()
 
 
@@ -54,7 +61,7 @@ def _fresh_size(fig) -> tuple[int, int]:
     """Size of the image of a new figure, laid out from scratch."""
     from PIL import Image
 
-    return Image.open(io.BytesIO(widgets._PngRenderer()(fig))).size
+    return Image.open(io.BytesIO(PngRenderer()(fig))).size
 
 
 @pytest.fixture()
@@ -117,7 +124,8 @@ def test_a_figure_of_another_shape_is_built_anew(runs, monkeypatch):
     figure = explorer.figure
     monkeypatch.setattr(widgets, "_update_histograms", lambda *args: False)  # e.g. plots draws it differently
     explorer.controls["ood"].value = "mnist"
-    assert explorer.figure is not figure and "OOD: mnist" in [t.get_text() for t in explorer.figure.legends[0].get_texts()]
+    assert explorer.figure is not figure
+    assert "OOD: mnist" in [t.get_text() for t in explorer.figure.legends[0].get_texts()]
 
 
 # --------------------------------------------------------------------------- the epoch slider
@@ -127,13 +135,17 @@ def snapshot_run(loss: str, seed: int, epochs: tuple[int, ...] = (1, 3, 5, 10)) 
     """A Run stand-in with logits along training: separation grows with the epoch, as in training."""
     final = logits(loss, seed=seed)
     labels = final["test"].argmax(1)  # the final logits are right: accuracy 100% at the end
-    stored = {e: {name: (values * e / epochs[-1] + 0.3 * torch.randn(values.shape, generator=torch.Generator().manual_seed(e)))
-                  .half() for name, values in final.items()} for e in epochs[:-1]}
+    def noise(shape, epoch):
+        return 0.3 * torch.randn(shape, generator=torch.Generator().manual_seed(epoch))
+
+    stored = {e: {name: (values * e / epochs[-1] + noise(values.shape, e)).half() for name, values in final.items()}
+              for e in epochs[:-1]}
 
     def snapshot(epoch: int, name: str) -> torch.Tensor:
         return final[name] if epoch == epochs[-1] else stored[epoch][name].float()
 
-    return SimpleNamespace(config=SimpleNamespace(ood=OODS), snapshot_epochs=list(epochs), snapshot=snapshot,
+    config = TrainConfig(loss=loss, dataset="cifar10", model="fastnet", ood=OODS, epochs=epochs[-1])
+    return SimpleNamespace(config=config, snapshot_epochs=list(epochs), snapshot=snapshot,
                            logits_for=final.__getitem__, logits=final, labels=labels)
 
 
@@ -148,7 +160,8 @@ def test_score_explorer_epoch_slider_shows_the_stored_logits_of_that_epoch():
     slider.value = 3
     assert "after epoch 3 of 10" in explorer.text and explorer.figure is figure
     for label, run in runs.items():
-        expected = ood_metrics(score("msp", run.snapshot(3, "test")).numpy(), score("msp", run.snapshot(3, "textures")).numpy())
+        expected = ood_metrics(score("msp", run.snapshot(3, "test")).numpy(),
+                               score("msp", run.snapshot(3, "textures")).numpy())
         assert explorer.state["metrics"][label]["auroc"] == pytest.approx(expected["auroc"])
         line = next(line for line in explorer.text.splitlines() if line.strip().startswith(label))
         assert f"FPR95 {100 * expected['fpr95']:5.1f}%" in line and f"AUROC {100 * expected['auroc']:5.1f}%" in line
@@ -156,10 +169,15 @@ def test_score_explorer_epoch_slider_shows_the_stored_logits_of_that_epoch():
         assert f"test accuracy {100 * accuracy:5.1f}%" in line
     assert explorer.state["metrics"]["CE"] != final_metrics
     s = explorer.state
-    assert_same_drawing(explorer.figure, plots.plot_msp_histograms(s["id_scores"], s["ood_scores"], ood_name="textures"))
+    titles = {label: f"{label}, after epoch 3 of 10" for label in runs}  # the figure says it is not the end
+    assert [ax.get_title() for ax in explorer.figure.axes] == list(titles.values())
+    fresh = plots.plot_msp_histograms({titles[k]: v for k, v in s["id_scores"].items()},
+                                      {titles[k]: v for k, v in s["ood_scores"].items()}, ood_name="textures",
+                                      subtitle=plots.recipe_line(runs))
+    assert_same_drawing(explorer.figure, fresh)
     explorer.controls["score"].value = "energy"  # the other controls stay at that epoch
-    np.testing.assert_allclose(explorer.state["id_scores"]["CE"], score("energy", runs["CE"].snapshot(3, "test")).numpy(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(explorer.state["id_scores"]["CE"],
+                               score("energy", runs["CE"].snapshot(3, "test")).numpy(), rtol=1e-6)
 
 
 def test_score_explorer_without_earlier_logits_has_no_epoch_slider():
@@ -239,7 +257,8 @@ def test_tau_explorer_changes_each_views_figure_in_place():
     norm_figure = explorer.figure
     explorer.controls["tau"].value = 0.1
     assert explorer.figure is norm_figure
-    assert_same_drawing(norm_figure, plots.plot_runs_norm_vs_epoch({"CE": runs["CE"], "LogitNorm τ=0.1": runs["LogitNorm τ=0.1"]}))
+    assert_same_drawing(norm_figure, plots.plot_runs_norm_vs_epoch({label: runs[label] for label in
+                                                                    ("CE", "LogitNorm τ=0.1")}))
     explorer.controls["view"].value = "msp"
     msp_figure = explorer.figure
     explorer.controls["tau"].value = 0.01
@@ -247,7 +266,8 @@ def test_tau_explorer_changes_each_views_figure_in_place():
     assert explorer.figure is msp_figure
     shown = {"CE": runs["CE"], "LogitNorm τ=0.01": runs["LogitNorm τ=0.01"]}
     assert_same_drawing(msp_figure, plots.plot_runs_histograms(shown, "mnist", "msp"))
-    assert "mnist" in explorer.text and f"{100 * ood_metrics(*[v['LogitNorm τ=0.01'] for v in plots.score_sets(shown, 'mnist')])['auroc']:5.1f}%" in explorer.text
+    auroc = ood_metrics(*[scores["LogitNorm τ=0.01"] for scores in plots.score_sets(shown, "mnist")])["auroc"]
+    assert "mnist" in explorer.text and f"AUROC {100 * auroc:5.1f}%" in explorer.text
     explorer.controls["view"].value = "norm"  # back: the norm figure, now for τ = 0.01
     assert explorer.figure is norm_figure
     assert_same_drawing(norm_figure, plots.plot_runs_norm_vs_epoch(shown))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -11,6 +13,28 @@ from lnlab.data import available_datasets
 # A tiny config (seconds on a CPU) for cache / resume / divergence tests; use with make_config("ci", **TINY).
 TINY = {"epochs": 3, "subset_per_class": 16, "test_subset_per_class": 8, "norm_subset": 80, "ood": ("gaussian",),
         "ood_limit": 64, "model_width": 8, "batch_size": 32, "device": "cpu"}
+
+
+CHROMIUM = os.environ.get("LNLAB_CHROMIUM", "/usr/bin/chromium")
+
+
+def chromium() -> Iterator:
+    """A headless Chromium (Playwright) for a module-scoped fixture; fails, saying what to install, when
+    Chromium or Playwright is missing: the browser tests are never skipped."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` "
+                    "(or set LNLAB_CHROMIUM to a Chromium binary)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as error:
+        pytest.fail(f"Playwright is missing ({error}): pip install -e '.[dev]' (make env installs it)")
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        except Exception as error:  # the message says what the browser printed
+            pytest.fail(f"Chromium at {CHROMIUM} did not start: {error}")
+        yield browser
+        browser.close()
 
 
 def _cifar10_present() -> bool:

@@ -1,0 +1,152 @@
+"""The reference source: runs trained once by the project and shipped read-only inside the package.
+
+``reference_root()`` is ``lnlab/reference/`` (or ``$LNLAB_REFERENCE``), one folder per recipe
+(``laptop/``: CPU-trained, benchmarks/RESULTS.md; a GPU-trained ``paper``-scale recipe can sit beside
+it), each holding portable runs (:mod:`lnlab.portable`) of one recipe that differ only in loss, τ
+and seed. ``reference_config(recipe=…)`` is the ``reference`` profile (:mod:`lnlab.profiles`);
+:func:`find_portable` is where :func:`lnlab.runs.get_run` looks before it trains anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from lnlab.config import ENGINE_VERSION, TrainConfig
+from lnlab.portable import RUN_FILE, is_portable
+from lnlab.store import MANIFEST, CacheError
+
+__all__ = ["reference_root", "reference_config", "reference_recipes", "reference_runs", "shipped_run",
+           "reference_seeds", "reference_taus", "find_portable", "check_reference_choice", "DEFAULT_RECIPE"]
+
+DEFAULT_RECIPE = "laptop"  # the recipe the ``reference`` profile reads when the source holds several
+VARYING = ("loss", "tau", "seed")  # what may differ between the runs of one reference recipe
+_NO_REFERENCE = ("no reference runs here: import runs with `lnlab import`, set $LNLAB_REFERENCE, "
+                 "or pick a trainable profile (ci|quick|laptop|paper)")
+
+
+def reference_root() -> Path:
+    """The reference runs: ``$LNLAB_REFERENCE`` if set, else ``lnlab/reference/`` (inside the package);
+    one sub-folder per recipe (``laptop/``, …)."""
+    from_env = os.environ.get("LNLAB_REFERENCE")
+    return Path(from_env).expanduser().resolve() if from_env else Path(__file__).resolve().parent / "reference"
+
+
+def reference_recipes() -> list[str]:
+    """The recipe folders of the reference source that hold at least one run (sorted)."""
+    base = reference_root()
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and any(is_portable(r) for r in p.iterdir())) \
+        if base.is_dir() else []
+
+
+def _recipe_folder(recipe: str | None) -> Path:
+    """The folder of ``recipe`` (None: ``DEFAULT_RECIPE`` if shipped, else the only recipe there)."""
+    recipes = reference_recipes()
+    if recipe is None:
+        recipe = DEFAULT_RECIPE if DEFAULT_RECIPE in recipes or len(recipes) != 1 else recipes[0]
+    elif recipe not in recipes:
+        raise ValueError(f"the reference source {reference_root()} has no recipe {recipe!r}; it has {recipes}")
+    return reference_root() / recipe
+
+
+def find_portable(directory: Path, reference: bool = True) -> Path | None:
+    """The portable run a cache folder stands for: itself if portable; else, with ``reference`` and
+    unless the cache holds a run with weights there, the reference source's entry of the same key
+    (in any recipe folder)."""
+    if is_portable(directory):
+        return directory
+    if not reference or (directory / MANIFEST).exists():
+        return None
+    return shipped_run(directory.name)
+
+
+def shipped_run(key: str) -> Path | None:
+    """The reference source's folder of run ``key`` (in any recipe folder), or None."""
+    for recipe in reference_recipes():
+        candidate = reference_root() / recipe / key
+        if is_portable(candidate):
+            return candidate
+    return None
+
+
+def _reference_entries(recipe: str | None = None) -> list[dict]:
+    """``run.json`` of every exported run of one recipe (read, not verified: loading verifies)."""
+    base = _recipe_folder(recipe)
+    entries = []
+    for folder in sorted(base.iterdir()) if base.is_dir() else []:
+        if is_portable(folder) and (folder / MANIFEST).is_file():
+            try:
+                entries.append(json.loads((folder / RUN_FILE).read_text()))
+            except (OSError, ValueError) as exc:
+                raise CacheError(f"{folder / RUN_FILE} is unreadable ({type(exc).__name__}); "
+                                 "re-export the run") from None
+    return entries
+
+
+def reference_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
+    """The ``reference`` profile: the recipe all runs of one reference recipe folder share (every field
+    but loss, τ and seed; ``ood``: the OOD sets every run stores) with ``overrides`` applied."""
+    entries = _reference_entries(recipe)
+    if not entries:
+        raise ValueError(f"{_NO_REFERENCE} (reference source: {reference_root()})")
+    recipes = {json.dumps(_recipe(e), sort_keys=True) for e in entries}
+    if len(recipes) > 1:
+        differ = sorted({k for r in map(json.loads, recipes) for k, v in r.items()
+                         if any(json.loads(o).get(k) != v for o in recipes)})
+        raise ValueError(f"the reference recipe folder {_recipe_folder(recipe)} holds runs of {len(recipes)} recipes "
+                         f"(they differ in {differ}); keep one recipe per folder")
+    engines = {e["canonical"].get("engine_version") for e in entries}
+    if engines != {ENGINE_VERSION}:
+        raise ValueError(f"the reference runs were made with engine version(s) {sorted(engines)}, this lnlab is "
+                         f"{ENGINE_VERSION}: re-export them with a matching lnlab")
+    values = {k: v for k, v in entries[0]["config"].items() if k not in VARYING}
+    values["ood"] = [n for n in values["ood"] if all(n in e["config"]["ood"] for e in entries)]
+    try:
+        return TrainConfig(**{**values, **overrides})
+    except TypeError as exc:  # an unknown keyword
+        raise ValueError(f"{exc}; valid fields: {list(TrainConfig.__dataclass_fields__)}") from None
+
+
+def _recipe(entry: dict) -> dict:
+    """What one reference recipe fixes: the training fields (canonical) and the stored sets' images."""
+    canonical = {k: v for k, v in entry["canonical"].items() if k not in VARYING}
+    config = entry["config"]
+    return {**canonical, **{k: config[k] for k in ("ood_limit", "norm_subset", "test_subset_per_class")}}
+
+
+def reference_runs(recipe: str | None = None) -> list[tuple[str, float | None, int]]:
+    """``(loss, τ or None, seed)`` of every run of a reference recipe, sorted."""
+    return sorted({(e["config"]["loss"], float(e["config"]["tau"]) if e["config"]["loss"] == "logitnorm" else None,
+                    int(e["config"]["seed"])) for e in _reference_entries(recipe)}, key=lambda r: (r[0], r[1] or 0, r[2]))
+
+
+def reference_seeds(recipe: str | None = None, taus: Sequence[float] = ()) -> list[int]:
+    """The seeds for which a reference recipe has the CE run and a LogitNorm run at every τ of ``taus``."""
+    have = set(reference_runs(recipe))
+    seeds = sorted({seed for *_, seed in have})
+    return [s for s in seeds if ("ce", None, s) in have and all(("logitnorm", float(t), s) in have for t in taus)]
+
+
+def check_reference_choice(taus: Sequence[float], seeds: Sequence[int],
+                           cached: Callable[[TrainConfig], bool] = lambda config: False,
+                           recipe: str | None = None) -> None:
+    """ValueError (listing what there is) if the reference source lacks the CE run or a LogitNorm
+    run at one of ``taus`` for one of ``seeds`` (``cached(config)``: also found in the run cache)."""
+    have = set(reference_runs(recipe))
+    kinds = [("ce", None), *(("logitnorm", float(t)) for t in taus)]
+    asked = [(loss, tau, seed) for seed in seeds for loss, tau in kinds]
+    missing = [(loss, tau, seed) for loss, tau, seed in asked if (loss, tau, seed) not in have
+               and not cached(reference_config(recipe, loss=loss, seed=seed, **({} if tau is None else {"tau": tau})))]
+    if missing:
+        names = ", ".join(f"{'CE' if tau is None else f'τ={tau:g}'} seed {seed}" for _, tau, seed in missing)
+        taus_there = sorted({tau for loss, tau, _ in have if tau is not None})
+        seeds_there = sorted({seed for *_, seed in have})
+        raise ValueError(f"the reference runs ({reference_root()}) have no {names}; they hold LogitNorm τ "
+                         f"{[float(t) for t in taus_there]} and seeds {seeds_there}: pass taus and seeds among those")
+
+
+def reference_taus(recipe: str | None = None) -> list[float]:
+    """The LogitNorm τ values of a reference recipe (sorted)."""
+    return sorted({tau for loss, tau, _ in reference_runs(recipe) if loss == "logitnorm"})
