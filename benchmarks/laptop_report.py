@@ -24,7 +24,8 @@ from lnlab.metrics import ece
 from lnlab.profiles import make_config
 from lnlab.runs import CacheError, Seeds, get_run
 from lnlab.tables import paper_layout
-from lnlab.tau import VALIDATION_ID, validation_metrics
+from lnlab.splits import VALIDATION_ID
+from lnlab.tau import validation_metrics
 
 
 def load(profile: str, taus: list[float], seeds: list[int], root: str | None, **overrides) -> dict[str, Seeds]:

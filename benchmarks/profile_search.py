@@ -26,7 +26,8 @@ from lnlab.evaluate import accuracy_table, ood_table
 from lnlab.profiles import make_config
 from lnlab.runs import get_run, is_cached
 from lnlab.sweep import run_sweep
-from lnlab.tau import VALIDATION_ID, VALIDATION_OOD
+from lnlab.splits import VALIDATION_ID
+from lnlab.tau import VALIDATION_OOD
 
 # name -> overrides of the quick profile; the base is the quick profile before this search (weight decay 2e-3,
 # warm-up 1 epoch, peak lr 0.1), each candidate changes one knob. The search picked warm-up 3 (now `quick`).

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 
 from lnlab.suite import comparison_runs
-from lnlab.tau import DEFAULT_SWEEP, choice_by_test_sets, pick_tau, tau_table
+from lnlab.profiles import DEFAULT_SWEEP
+from lnlab.tau import choice_by_test_sets, pick_tau, tau_table
 
 
 def main() -> None:

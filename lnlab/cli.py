@@ -273,7 +273,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     from lnlab.suite import run_suite
 
     from lnlab.suite import check_seeds
-    from lnlab.tau import DEFAULT_SWEEP
+    from lnlab.profiles import DEFAULT_SWEEP
 
     files = run_suite(profile=args.profile, output=args.output, device=args.device, notebooks=args.notebooks,
                       data_root=args.data, runs_root=args.runs,

@@ -10,7 +10,7 @@ manifest and raises ``CacheError`` naming a missing, truncated or corrupt file. 
 sent back by a sweep worker, an imported export) enter the cache through :func:`replace_folder`:
 built beside their place, verified, then renamed into it.
 
-This module sits below training and the reference source: it imports neither (GUIDE.md, "The shape").
+This module sits below training and the reference source: it imports neither (tests/test_layers.py).
 """
 
 from __future__ import annotations

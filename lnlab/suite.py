@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import nbformat
 
 from lnlab.paths import figures_root, notebooks_root, runs_root as default_runs_root
-from lnlab.profiles import REFERENCE, default_seeds, sweep_taus
+from lnlab import profiles
+from lnlab.profiles import REFERENCE, default_seeds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -125,7 +126,7 @@ def run_suite(profile: str = "reference", output: str | os.PathLike | None = "fi
         **(extra_parameters or {}),
     }
     if profile == REFERENCE:
-        parameters["sweep_taus"] = _reference_sweep(parameters.get("sweep_taus"))
+        parameters["sweep_taus"] = sweep_taus(profile, parameters.get("sweep_taus"))
     if log_output:
         logging.getLogger("papermill").setLevel(logging.INFO)
         logging.basicConfig(level=logging.WARNING)
@@ -174,10 +175,10 @@ def _declared(path: Path) -> set[str]:
     return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
 
 
-def _reference_sweep(asked: Sequence[float] | None) -> list[float]:
-    """The τ grid of notebook 04 for the reference profile (:func:`lnlab.profiles.sweep_taus`), saying
-    which asked values the reference runs lack; ValueError before any notebook starts if there are none."""
-    kept = sweep_taus(REFERENCE, asked)
+def sweep_taus(profile: str, asked: Sequence[float] | None = None) -> list[float]:
+    """The τ grid of notebook 04 (:func:`lnlab.profiles.sweep_taus`), printing which asked values the
+    reference runs lack; ValueError before any notebook starts if the reference profile has no runs."""
+    kept = profiles.sweep_taus(profile, asked)
     if asked is not None and kept != [float(t) for t in asked]:
         print(f"[lnlab figures] reference runs: sweeping τ {kept} (of the asked {list(asked)})", flush=True)
     return kept

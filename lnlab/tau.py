@@ -24,7 +24,6 @@ from lnlab.evaluate import accuracy_table, ood_table, runs_of
 from lnlab.splits import VALIDATION_ID, VALIDATION_OOD_SETS
 
 VALIDATION_OOD = "gaussian_val"
-DEFAULT_SWEEP = (0.01, 0.02, 0.04, 0.1)  # the τ grid of notebook 04 (the paper's CIFAR-10 choice: 0.04)
 
 
 def logitnorm_runs(runs: Mapping[str, Any]) -> dict[float, str]:

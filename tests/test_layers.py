@@ -1,4 +1,4 @@
-"""The package's modules form layers (GUIDE.md, "The shape"): no import cycle, also through imports
+"""The package's modules form layers (README, "Layout"): no import cycle, also through imports
 inside functions, and the run cache's storage sits below training and the reference source."""
 
 from __future__ import annotations
