@@ -6,7 +6,7 @@
 - ``laptop``: the CPU reference recipe (benchmarks/RESULTS.md, "laptop reference recipe"): the paper's
   optimiser (SGD lr 0.1 at batch 128, momentum 0.9, weight decay 5e-4, crop + flip, no label
   smoothing) with a smaller network (``airnet``, 0.49M parameters) and 60 epochs instead of 200 (one
-  warm-up epoch, then a linear decay; Nesterov momentum), bf16 on CPU, about 24 min per run on 2
+  warm-up epoch, then a linear decay; Nesterov momentum), bf16 on CPU, about 22 min per run on 2
   cores; 500 training images per class held out for validation. Chosen on validation data among two
   candidates written down before training (30 or 60 epochs, RESULTS.md). Its runs ship in the
   reference source (``lnlab/reference/laptop``).
