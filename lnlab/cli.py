@@ -87,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="seeds of every run (default: every seed the reference runs have, else 0)")
     p.add_argument("--data", default=None, help="dataset root (default $LNLAB_DATA or data/)")
     p.add_argument("--runs", default=None, help="run-cache root (default $LNLAB_RUNS or runs/)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="notebooks executed at once (default: one per CPU core, at most 4)")
     p.set_defaults(func=_cmd_figures)
 
     p = sub.add_parser("export", help="write finished runs as portable folders (history + logits, --weights: "
@@ -270,13 +272,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
-    from lnlab.suite import run_suite
-
-    from lnlab.suite import check_seeds
     from lnlab.profiles import DEFAULT_SWEEP
+    from lnlab.suite import check_seeds, run_suite
 
     files = run_suite(profile=args.profile, output=args.output, device=args.device, notebooks=args.notebooks,
-                      data_root=args.data, runs_root=args.runs,
+                      data_root=args.data, runs_root=args.runs, jobs=args.jobs,
                       extra_parameters={"taus": args.taus,
                                         "seeds": None if args.seeds is None else check_seeds(args.seeds),
                                         "sweep_taus": list(DEFAULT_SWEEP)})

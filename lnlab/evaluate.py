@@ -244,11 +244,13 @@ def scores_for(runs: Mapping[str, Any], scores: Sequence[str]) -> tuple[list[str
 
 def ood_rows(runs: Mapping[str, Any], root: Any = None) -> list[str]:
     """OOD sets for a table of ``runs``: every registered OOD set available under the data ``root``;
-    with runs without weights (portable runs), the OOD sets all of those store instead."""
+    with portable runs among them (shipped or imported: :mod:`lnlab.portable`), the OOD sets all of
+    those store instead: a run without weights has no others, and one with weights computes another
+    set (logits, ODIN, GradNorm: seconds per run) only when it is asked for by name."""
     from lnlab.data import available_ood_sets
 
     members = [run for group in runs.values() for run in runs_of(group)]
-    portable = [run for run in members if not getattr(run, "has_weights", True)]
+    portable = [run for run in members if hasattr(run, "stored")]
     if not portable:
         return available_ood_sets(members[0].config.dataset, root=root)
     return [name for name in portable[0].trained.ood if all(name in run.sets for run in portable)]

@@ -10,10 +10,14 @@ This is what ``lnlab figures`` and ``.ci/run`` call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +82,12 @@ def _kernel_manager_class() -> type:
         def _local_socket_transport(self) -> str:  # a local socket, not TCP (ipykernel warns on TCP)
             return "ipc" if os.name == "posix" else "tcp"
 
+        @default("ip")
+        def _own_socket_path(self) -> str:  # ipc: sockets of its own (the default "kernel-ipc" in the
+            if self.transport != "ipc":     # cwd is shared by kernels started at once from one folder)
+                return super()._ip_default()
+            return os.path.join(tempfile.gettempdir(), f"lnlab-kernel-{uuid.uuid4().hex}-ipc")
+
         @property
         def kernel_spec(self) -> KernelSpec:
             if self._kernel_spec is None:
@@ -93,10 +103,27 @@ def _kernel_manager_class() -> type:
 # --------------------------------------------------------------------------- run
 
 
+@contextlib.contextmanager
+def _kernel_threads(threads: int) -> Iterator[None]:
+    """Kernels started inside use ``threads`` CPU threads (OpenMP / MKL, read by torch at start-up)
+    unless the caller set them: two kernels at once must not each use every core."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    for name in names:
+        os.environ.setdefault(name, str(threads))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+
+
 def run_suite(profile: str = "reference", output: str | os.PathLike | None = "figures", device: str = "auto",
               notebooks: Sequence[str] | None = None, data_root: str | os.PathLike | None = None,
               runs_root: str | os.PathLike | None = None, log_output: bool = False,
-              extra_parameters: dict[str, Any] | None = None, pretrain: bool = True) -> list[Path]:
+              extra_parameters: dict[str, Any] | None = None, pretrain: bool = True,
+              jobs: int | None = None) -> list[Path]:
     """Execute the suite's notebooks in order with papermill; return the figure files written.
 
     ``output`` (default ``figures/``; ``None``: ``$LNLAB_FIGURES`` or ``figures/``) receives the
@@ -107,6 +134,10 @@ def run_suite(profile: str = "reference", output: str | os.PathLike | None = "fi
     :class:`NotebookError` naming the notebook and the error; the executed notebook with its
     traceback is still written to ``output``. ``pretrain`` first trains (or loads) the runs the
     notebooks share, with progress bars in this process, since training inside them is silent.
+    ``jobs`` notebooks run at once (default: one per CPU core, at most 4), each kernel with its share
+    of the cores' threads: a notebook is mostly single-threaded Python (imports, plotting), so two
+    at a time on two cores take about half the time; runs still train one at a time (``pretrain``,
+    and the run cache's lock where a notebook trains).
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -133,8 +164,9 @@ def run_suite(profile: str = "reference", output: str | os.PathLike | None = "fi
     if pretrain:
         sweeps = any("sweep_taus" in _declared(path) for path in paths)
         _train_shared_runs({**parameters, "sweep_taus": parameters.get("sweep_taus", ()) if sweeps else ()})
-    written: list[Path] = []
-    for path in paths:
+    jobs = max(1, min(jobs or min(os.cpu_count() or 1, 4), len(paths)))
+
+    def execute(path: Path) -> None:
         executed = out_dir / path.name
         print(f"[lnlab figures] running {path.name} (profile={profile}, device={device})", flush=True)
         try:
@@ -142,12 +174,21 @@ def run_suite(profile: str = "reference", output: str | os.PathLike | None = "fi
             pm.execute_notebook(str(path), str(executed), kernel_name=KERNEL_NAME,
                                 parameters={k: v for k, v in parameters.items() if k in declared},
                                 language="python", cwd=str(path.parent), log_output=log_output,
-                                progress_bar=not log_output, kernel_manager_class=_kernel_manager_class())
+                                progress_bar=jobs == 1 and not log_output,
+                                kernel_manager_class=_kernel_manager_class())
         except PapermillExecutionError as error:
             raise NotebookError(
                 f"notebook {path.name} failed in cell {error.exec_count} with {error.ename}: {error.evalue} "
                 f"(executed notebook with the traceback: {executed})") from error
-        written += sorted(p for p in out_dir.glob(f"{path.stem}_*") if p.suffix in (".pdf", ".png"))
+
+    if jobs == 1:
+        for path in paths:
+            execute(path)
+    else:
+        with _kernel_threads(max(1, (os.cpu_count() or 1) // jobs)), ThreadPoolExecutor(jobs) as pool:
+            for future in [pool.submit(execute, path) for path in paths]:  # in order: the first failure raises
+                future.result()
+    written = [p for path in paths for p in sorted(out_dir.glob(f"{path.stem}_*")) if p.suffix in (".pdf", ".png")]
     print(f"[lnlab figures] {len(written)} figure files and {len(paths)} executed notebooks in {out_dir}")
     for figure in written:
         print(f"  {figure}")

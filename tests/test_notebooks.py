@@ -7,6 +7,7 @@ runner is tested on tiny throw-away notebooks so the test stays fast (one kernel
 from __future__ import annotations
 
 import ast
+import os
 import sys
 
 import nbformat
@@ -79,6 +80,32 @@ def test_run_suite_injects_parameters_uses_this_python_and_reports_failures(tmp_
     with pytest.raises(suite.NotebookError, match=r"02_broken\.ipynb failed in cell .*KeyError.*no such run"):
         suite.run_suite(profile="ci", output=out, notebooks=[str(folder / "02_broken.ipynb")], pretrain=False)
     assert (out / "02_broken.ipynb").is_file()
+
+
+def test_run_suite_runs_notebooks_at_once_each_with_its_kernel_and_threads(tmp_path):
+    # two kernels started together from one folder: each gets its own sockets and half the cores' threads
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    for name in ("01_a", "02_b", "03_c"):
+        _tiny_notebook(folder / f"{name}.ipynb", (
+            "import os, time\nfrom pathlib import Path\nstart = time.time()\ntime.sleep(1.5)\n"
+            f"Path(output, '{name}.txt').write_text(f\"{{os.getpid()}} {{os.environ.get('OMP_NUM_THREADS', '')}} "
+            "{start} {time.time()}\")"))
+    _tiny_notebook(folder / "04_broken.ipynb", "raise KeyError('no such run')")
+    out = tmp_path / "out"
+    paths = [str(folder / f"{name}.ipynb") for name in ("01_a", "02_b", "03_c")]
+    before = os.environ.get("OMP_NUM_THREADS")  # a caller's setting wins
+    suite.run_suite(profile="ci", output=out, notebooks=paths, runs_root=tmp_path / "runs", pretrain=False, jobs=2)
+    written = {name: (out / f"{name}.txt").read_text().split() for name in ("01_a", "02_b", "03_c")}
+    assert len({pid for pid, *_ in written.values()}) == 3  # one kernel per notebook
+    assert {threads for _, threads, *_ in written.values()} == {before or str(max(1, (os.cpu_count() or 1) // 2))}
+    (_, _, a0, a1), (_, _, b0, b1) = written["01_a"], written["02_b"]
+    assert float(a0) < float(b1) and float(b0) < float(a1), "01 and 02 did not run at the same time"
+    assert os.environ.get("OMP_NUM_THREADS") == before  # this process's environment is restored
+    assert (out / "index.html").is_file()
+    with pytest.raises(suite.NotebookError, match=r"04_broken\.ipynb failed in cell .*KeyError"):
+        suite.run_suite(profile="ci", output=out, notebooks=[paths[0], str(folder / "04_broken.ipynb")],
+                        runs_root=tmp_path / "runs", pretrain=False, jobs=2)
 
 
 def test_unknown_notebook_name_is_a_clear_error():
