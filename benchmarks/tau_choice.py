@@ -1,10 +1,13 @@
 """τ chosen on validation data (notebook 04's rule, ``lnlab.tau``) next to the τ the test OOD sets would pick.
 
-Validation: MSP on ``val`` (held-out training images) against ``gaussian_val`` noise; the rule never
-reads a test set. The test columns (AUROC of MSP per OOD set and their mean, ECE of the raw logits on
-the test subset, %) are printed only to compare. Runs come from the cache; missing ones are trained.
+Validation: MSP on ``val`` (held-out training images) against the validation OOD sets
+(``lnlab.tau.validation_oods``: ``gaussian_val`` and the three sets built from held-out images), AUROC
+averaged over them; the rule never reads a test set. The test columns (AUROC of MSP per OOD set and
+their mean, ECE of the raw logits on the test subset, %) are printed only to compare. Runs come from
+the cache or the reference source; missing ones are trained.
 
     python benchmarks/tau_choice.py --profile quick --seeds 0
+    python benchmarks/tau_choice.py --profile laptop --seeds 0 --runs ~/lnlab-runs
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def main() -> None:
                *(f"{ood}_auroc" for ood in oods)]
     table = tau_table(runs, oods)[columns]
     print(table.round({c: 1 for c in columns if c != "tau"}).to_markdown())
-    print(f"\nτ picked on validation (val vs gaussian_val, MSP AUROC): {pick_tau(runs):g}")
+    print(f"\nτ picked on validation (val vs the validation OOD sets, mean MSP AUROC): {pick_tau(runs):g}")
     print(f"τ the test OOD sets would pick (mean AUROC over {oods}): {choice_by_test_sets(runs, oods):g}")
 
 
