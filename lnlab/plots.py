@@ -355,10 +355,7 @@ def plot_norm_vs_epoch(histories: Mapping[str, Any], splits: Sequence[str] | Non
             if absent:
                 ax.text(0.97, 0.03, "no history: " + ", ".join(absent), transform=ax.transAxes, ha="right",
                         va="bottom", fontsize=6, color="0.4")
-            ax.set_title(_SPLIT_TITLES.get(split, f"OOD: {split}"))
-            ax.set_xlabel("epoch")
-            if log_y:
-                _log_y(ax)
+            _epoch_panel(ax, split, log_y)
         for ax in axes[:, 0]:
             ax.set_ylabel("logit norm ‖f(x)‖₂ (unitless)")
         for ax in axes.flat[len(splits):]:
@@ -368,6 +365,14 @@ def plot_norm_vs_epoch(histories: Mapping[str, Any], splits: Sequence[str] | Non
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
         _subtitle(fig, subtitle)
     return fig
+
+
+def _epoch_panel(ax: Any, split: str, log_y: bool) -> None:
+    """Title (the set), x label and y scale of one panel of a per-epoch norm figure."""
+    ax.set_title(_SPLIT_TITLES.get(split, f"OOD: {split}"))
+    ax.set_xlabel("epoch")
+    if log_y:
+        _log_y(ax)
 
 
 def _log_y(ax: Axes) -> None:
@@ -635,10 +640,7 @@ def plot_effective_norm(runs: Mapping[str, Any] | Iterable[Any], splits: Sequenc
                         label=f"{label}: ‖f/(τ‖f‖)‖ = 1/τ = {1 / tau:g} (what the loss sees)")
                 ax.plot(epochs, raw, color=color, linestyle="--", marker=".", markersize=3,
                         label=f"{label}: raw ‖f‖ (not what the loss sees; scores use it)")
-            ax.set_title(_SPLIT_TITLES.get(split, f"OOD: {split}"))
-            ax.set_xlabel("epoch")
-            if log_y:
-                _log_y(ax)
+            _epoch_panel(ax, split, log_y)
         axes[0, 0].set_ylabel("logit norm (unitless)")
         handles = list(_unique_handles(axes.flat).values())
         fig.legend(handles=handles, loc="outside lower center", ncols=1 if n == 1 else 2, frameon=False)
