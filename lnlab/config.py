@@ -17,7 +17,9 @@ from typing import Any
 
 import torch
 
-LOSSES = ("ce", "logitnorm")
+from lnlab.losses import TRAINING_LOSSES, training_loss
+
+LOSSES = tuple(TRAINING_LOSSES)  # ce, logitnorm, logit_penalty, label_smoothing, elogitnorm
 SCHEDULES = ("step", "cosine", "linear")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_OOD = ("textures", "mnist", "tinyimagenet", "gaussian")
@@ -33,17 +35,23 @@ ENGINE_VERSION = 3
 EVALUATION_FIELDS = ("ood", "ood_limit", "norm_subset", "test_subset_per_class")
 _NOT_HASHED = ("data_root", *EVALUATION_FIELDS)
 ID_SET_NAMES = ("test", "train", "val")  # evaluation sets of the run's own dataset (lnlab.splits)
-_FLOAT_FIELDS = ("tau", "lr", "momentum", "weight_decay", "gamma", "warmup_epochs")
+# Each loss's hyperparameter field (lnlab.losses.TRAINING_LOSSES): hashed only for the loss that reads it.
+LOSS_FIELDS = ("tau", "penalty", "smoothing")
+_FLOAT_FIELDS = ("tau", "penalty", "smoothing", "lr", "momentum", "weight_decay", "gamma", "warmup_epochs")
 
 
 @dataclass
 class TrainConfig:
     """One training run (paper Sec. 5.1 recipe by default). ``key()`` names it in the run cache.
 
-    Model/data: ``dataset`` (in-distribution set), ``model`` (see ``lnlab.models``),
+    Model/data: ``dataset`` (the training set: a registered name such as ``cifar10``, ``cifar100``,
+    ``tinyimagenet100``, or your own pack or folder of class sub-folders, ``lnlab.data.training_set_path``;
+    the number of classes comes from it), ``model`` (see ``lnlab.models``),
     ``model_width`` / ``model_depth`` (None = the model's default; depth only for fastnet),
     ``subset_per_class`` (class-balanced training subset, None = all), ``test_subset_per_class``,
-    ``augment`` (pad-crop + flip). Loss: ``loss`` "ce" or "logitnorm" (paper Eq. 7) with ``tau``.
+    ``augment`` (pad-crop + flip). Loss: ``loss`` (``lnlab.losses.TRAINING_LOSSES``): "ce", "logitnorm"
+    (paper Eq. 7) with ``tau``, "logit_penalty" with ``penalty`` (λ), "label_smoothing" with ``smoothing``
+    (α), "elogitnorm" (no hyperparameter).
     Optimisation: SGD ``lr``, ``momentum``, ``weight_decay``, ``nesterov``; ``schedule`` "step"
     (lr × ``gamma`` at each fraction of ``epochs`` in ``milestones``), "cosine" or "linear" (to 0);
     ``warmup_epochs`` of linear warm-up per step. Tracking: logit-norm statistics every epoch on a
@@ -60,6 +68,8 @@ class TrainConfig:
     model_depth: int | None = None
     loss: str = "ce"
     tau: float = 0.04
+    penalty: float = 1e-3
+    smoothing: float = 0.1
     epochs: int = 200
     batch_size: int = 128
     lr: float = 0.1
@@ -87,6 +97,7 @@ class TrainConfig:
         if isinstance(self.ood, str):
             self.ood = (self.ood,)
         self.ood = tuple(_ood_name(str(name)) for name in self.ood)
+        self.dataset = _ood_name(str(self.dataset))  # a registered name in lower case
         self.milestones = tuple(float(m) for m in self.milestones)
         for name in _FLOAT_FIELDS:  # 1 and 1.0 must give the same key
             value = getattr(self, name)
@@ -104,11 +115,8 @@ class TrainConfig:
         _choice("model", self.model, tuple(available_models()))
         if not (self.device in DEVICES or str(self.device).startswith("cuda:")):
             raise ValueError(f"device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
-        if self.loss == "logitnorm":
-            from lnlab.losses import validate_tau
-
-            validate_tau(self.tau)
-        _check_datasets(self.dataset, self.ood)
+        training_loss(self.loss, **{name: getattr(self, name) for name in LOSS_FIELDS})  # validates its hyperparameter
+        _check_datasets(self.dataset, self.ood, self.data_root)
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
         _positive_int("norm_subset", self.norm_subset)
@@ -158,15 +166,26 @@ class TrainConfig:
 
         ``device`` is resolved to its type (a GPU run differs from a CPU run); ``amp`` is hashed as
         asked (a CPU without native bf16 trains such a run in float32 and records that in its
-        provenance); ``tau`` is dropped for CE so a τ sweep shares one CE run.
+        provenance); a loss's hyperparameter only for that loss (``tau`` is None for the others, so a
+        τ sweep shares one CE run; ``penalty`` and ``smoothing`` appear only for their losses, which
+        keeps the keys of runs made before they existed). A user's own training set adds the
+        fingerprint of its images and labels (``lnlab.data.dataset_fingerprint``).
         """
+        from lnlab.data import dataset_fingerprint
+
         values = self.to_dict()
-        for name in _NOT_HASHED:
+        for name in (*_NOT_HASHED, "penalty", "smoothing"):
             values.pop(name)
         device_type = torch.device(self.resolved_device()).type
         values["device"] = device_type
-        if self.loss == "ce":
+        own = TRAINING_LOSSES[self.loss][1]
+        if own != "tau":
             values["tau"] = None
+        if own in ("penalty", "smoothing"):
+            values[own] = getattr(self, own)
+        fingerprint = dataset_fingerprint(self.dataset, self.data_root)
+        if fingerprint is not None:
+            values["dataset_fingerprint"] = fingerprint
         values["engine_version"] = ENGINE_VERSION
         return values
 
@@ -175,9 +194,18 @@ class TrainConfig:
         text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def loss_module(self):
+        """The training loss of this run (``lnlab.losses.training_loss``) with its hyperparameter."""
+        return training_loss(self.loss, **{name: getattr(self, name) for name in LOSS_FIELDS})
+
+    def loss_parameter(self) -> float | None:
+        """The value of the loss's own hyperparameter (τ, λ or α), None for CE and ELogitNorm."""
+        field_name = TRAINING_LOSSES[self.loss][1]
+        return None if field_name is None else getattr(self, field_name)
+
     def label(self) -> str:
-        """Short human label, e.g. ``"CE"`` or ``"LogitNorm τ=0.04"``."""
-        return "CE" if self.loss == "ce" else f"LogitNorm τ={self.tau:g}"
+        """Short human label, e.g. ``"CE"``, ``"LogitNorm τ=0.04"``, ``"Logit penalty λ=0.001"``."""
+        return self.loss_module().label()
 
 
 # ---------------------------------------------------------------------- helpers
@@ -211,12 +239,16 @@ def _finite(name: str, value: Any, low: float | None = None, high: float | None 
         raise ValueError(f"{name} must be a finite number {bounds}, got {value!r}")
 
 
-def _check_datasets(dataset: str, ood: tuple[str, ...]) -> None:
-    """In-distribution name registered; OOD names registered OOD sets or a user's own (checked on load)."""
-    from lnlab.data import DATASETS, in_distribution_names, is_registered
+def _check_datasets(dataset: str, ood: tuple[str, ...], root: str | None) -> None:
+    """The training set registered or found on disk; OOD names registered OOD sets or a user's own (checked
+    on load), none sharing images or classes with the training set (``lnlab.data.overlapping_ood``)."""
+    from lnlab.data import DATASETS, check_training_set, is_registered, overlapping_ood
 
-    if dataset not in in_distribution_names():
-        raise ValueError(f"unknown in-distribution dataset {dataset!r}; pass dataset= one of {in_distribution_names()}")
+    check_training_set(dataset, root)
+    for name in ood:
+        reason = overlapping_ood(dataset, name)
+        if reason:
+            raise ValueError(reason)
     bad = [n for n in ood if n == dataset or (is_registered(n) and not DATASETS[n.lower()].is_ood) or not n.strip()
            or n in ID_SET_NAMES]
     if bad:

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from lnlab import _sources as src
+from lnlab import _labelled, _sources as src
 from lnlab._loader import CIFAR_MEAN, CIFAR_STD, Loader, balanced_subset, normalize
 from lnlab.paths import data_root
 
@@ -54,6 +54,9 @@ class DatasetInfo:
     host: str = ""  # download host, probed before trying
     tv_marker: str = ""  # file or folder torchvision creates in its root once downloaded
     synthetic: bool = False
+    train_per_class: int | None = None  # training images per class (in-distribution sets with balanced classes)
+    overlaps: tuple[str, ...] = ()  # in-distribution sets this set shares images or classes with: never OOD for them
+    near_ood: str | None = None  # an in-distribution set's own near-OOD set (shares neither images nor classes)
 
     @property
     def is_ood(self) -> bool:
@@ -80,9 +83,13 @@ DATASETS: dict[str, DatasetInfo] = {
     d.name: d
     for d in [
         DatasetInfo("cifar10", IN_DISTRIBUTION, "CIFAR-10, 10 classes (paper's main ID set)", False, "CIFAR10",
-                    _tv_splits({"train": True}, {"train": False}), "www.cs.toronto.edu", "cifar-10-batches-py"),
+                    _tv_splits({"train": True}, {"train": False}), "www.cs.toronto.edu", "cifar-10-batches-py",
+                    train_per_class=5000),
         DatasetInfo("cifar100", IN_DISTRIBUTION, "CIFAR-100, 100 classes; near-OOD for CIFAR-10", True, "CIFAR100",
-                    _tv_splits({"train": True}, {"train": False}), "www.cs.toronto.edu", "cifar-100-python"),
+                    _tv_splits({"train": True}, {"train": False}), "www.cs.toronto.edu", "cifar-100-python",
+                    train_per_class=500),
+        DatasetInfo("tinyimagenet100", IN_DISTRIBUTION, "Tiny ImageNet, 100 of its 200 classes at 32x32 (k = 100; "
+                    "pack: shared data README)", train_per_class=500, near_ood="tinyimagenet100-other"),
         DatasetInfo("svhn", OOD, "SVHN test digits (far-OOD)", False, "SVHN",
                     {"test": [{"split": "test"}]}, "ufldl.stanford.edu", "test_32x32.mat"),
         DatasetInfo("textures", OOD, "DTD textures, all 47 classes (far-OOD)", False, "DTD",
@@ -94,7 +101,10 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("isun", OOD, "iSUN (ODIN release, image folder)"),
         DatasetInfo("mnist", OOD, "MNIST test digits, grey -> RGB, 28 -> 32 (far-OOD)", False, "MNIST",
                     {"test": [{"train": False}]}, "ossci-datasets.s3.amazonaws.com", "MNIST"),
-        DatasetInfo("tinyimagenet", OOD, "Tiny ImageNet val (near-OOD)"),
+        DatasetInfo("tinyimagenet", OOD, "Tiny ImageNet val, all 200 classes (near-OOD for CIFAR-10)",
+                    overlaps=("tinyimagenet100",)),
+        DatasetInfo("tinyimagenet100-other", OOD, "Tiny ImageNet val, the 100 classes tinyimagenet100 does not have "
+                    "(near-OOD for it)"),
         DatasetInfo("gaussian", OOD, "clip(N(0, 0.5^2), -1, 1) noise in the network's input space (OE code), seeded",
                     synthetic=True),
         DatasetInfo("gaussian_val", VALIDATION, "validation OOD set for choosing tau: the same noise as 'gaussian', "
@@ -174,22 +184,33 @@ def synthetic(name: str, n: int = SYNTHETIC_SIZE, seed: int = 0) -> torch.Tensor
 
 
 def load_dataset(name: str, split: str = "test", root: str | os.PathLike | None = None,
-                 n: int | None = None, seed: int = 0) -> ImageSet:
+                 n: int | None = None, seed: int = 0, labelled: bool = False) -> ImageSet:
     """Load one split of a dataset as uint8 images (N, 3, 32, 32) + labels + class names.
 
     A registered name (``DATASETS``) tries its sources in order pack -> torchvision -> image
     folder (see the module docstring). Any other name is a user's own OOD set, found without
     registering it (:func:`load_custom`): ``<root>/<name>.npz``, an image folder ``<root>/<name>/``,
-    or ``name`` as a path to either. ``n`` keeps at most ``n`` images (a subset chosen with
+    or ``name`` as a path to either; with ``labelled`` (or ``split="train"``) it is a user's own
+    training set instead (:func:`training_set_path`: a pack or a folder of class sub-folders, with its
+    train and test splits and labels, ``lnlab._labelled``). ``n`` keeps at most ``n`` images (a subset chosen with
     ``seed``, in original order); for the synthetic sets it is the number generated (default
     10,000). Raises ``ValueError`` for a bad split or ``n``, ``DatasetNotFoundError`` if nothing
     provides the set.
     """
     if n is not None and int(n) < 1:
         raise ValueError(f"n must be a positive number of images or None; got {n}")
+    if not is_registered(name) and (labelled or split == "train"):
+        if split not in ("train", "test"):
+            raise ValueError(f"a training set has splits ['train', 'test']; got split={split!r}")
+        path = training_set_path(name, root)
+        images, labels, classes = _labelled.read(path, split)
+        keep = _subset(images.shape[0], n, seed)
+        if keep is not None:
+            images, labels = images[keep], labels[keep]
+        return ImageSet(images, labels, classes, str(name), split, f"{'pack' if path.suffix else 'folder'}:{path}")
     if not is_registered(name):
         if split != "test":
-            raise ValueError(f"unknown in-distribution dataset {name!r}; pass one of {in_distribution_names()}")
+            raise ValueError(f"dataset {name!r} has splits ['test'] (an OOD set); got split={split!r}")
         images, source = load_custom(name, root)
         return ImageSet(_first(images, n, seed), None, None, str(name), split, source)
     info = _info(name)
@@ -224,6 +245,76 @@ def is_registered(name: str) -> bool:
 
 def in_distribution_names() -> list[str]:
     return [n for n, d in DATASETS.items() if d.role == IN_DISTRIBUTION]
+
+
+# ----------------------------------------------------------------------------- training sets
+def training_set_path(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The pack or folder of a user's own training set ``name`` (a path, or ``<root>/<name>.npz`` or
+    ``<root>/<name>/``); ``DatasetNotFoundError`` (one line, what to pass) if there is none."""
+    base = data_root(root)
+    path = _labelled.locate(name, base)
+    if path is None:
+        raise DatasetNotFoundError(
+            f"unknown dataset {str(name)!r}: neither a registered training set ({', '.join(in_distribution_names())}) "
+            f"nor a pack or class folders at {name} or under {base}; pass dataset= one of those, a .npz with "
+            "x_train/y_train/x_test/y_test, or a folder <root>/<class>/*.png (with train/ and test/ sub-folders, "
+            "or split per class by lnlab)")
+    return path
+
+
+def check_training_set(name: str, root: str | os.PathLike | None = None) -> None:
+    """ValueError (one line) unless ``name`` is a registered in-distribution set or a
+    user's training set found on disk (cheap: nothing is decoded)."""
+    if is_registered(name):
+        if DATASETS[str(name).lower()].role != IN_DISTRIBUTION:
+            raise ValueError(f"{name!r} is an OOD set, not a training set; pass dataset= one of "
+                             f"{in_distribution_names()}, a pack or a folder of class sub-folders")
+        return
+    try:
+        training_set_path(name, root)
+    except DatasetNotFoundError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def dataset_fingerprint(name: str, root: str | os.PathLike | None = None) -> str | None:
+    """None for a registered set (its name identifies it); for a user's training set, the sha256 of its
+    images, labels and class names (it enters the cache key of the runs trained on it)."""
+    return None if is_registered(name) else _labelled.fingerprint(training_set_path(name, root))
+
+
+def images_per_class(name: str, root: str | os.PathLike | None = None) -> int:
+    """Training images of the smallest class of a training set (registered sets: their registry entry)."""
+    info = DATASETS.get(str(name).lower())
+    if info is not None and info.train_per_class:
+        return info.train_per_class
+    labels = load_dataset(name, "train", root=root, labelled=True).labels
+    return int(torch.bincount(labels)[torch.bincount(labels) > 0].min())
+
+
+def overlapping_ood(dataset: str, ood: str) -> str | None:
+    """Why ``ood`` cannot be an OOD set of a run trained on ``dataset`` (shared images or classes), or None."""
+    info = DATASETS.get(str(ood).lower())
+    if info is not None and str(dataset).lower() in info.overlaps:
+        near = DATASETS[str(dataset).lower()].near_ood
+        instead = f"use {near!r} instead" if near else "use a set that shares neither"
+        return (f"OOD set {info.name!r} shares images and classes with the training set {dataset!r} "
+                f"({info.description}); {instead}")
+    if not is_registered(dataset) and not is_registered(ood) and str(ood) == str(dataset):
+        return f"OOD set {ood!r} is the training set itself; pass another set"
+    return None
+
+
+def default_ood_for(dataset: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` with each set that overlaps ``dataset`` replaced by the dataset's near-OOD set (dropped if
+    it has none): the OOD sets of a profile carried over to another training set."""
+    info = DATASETS.get(str(dataset).lower())
+    out = []
+    for name in names:
+        if overlapping_ood(dataset, name):
+            name = info.near_ood if info is not None else None
+        if name and name not in out:
+            out.append(name)
+    return tuple(out)
 
 
 def load_custom(name: str | os.PathLike, root: str | os.PathLike | None = None) -> tuple[torch.Tensor, str]:

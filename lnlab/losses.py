@@ -1,4 +1,13 @@
-"""LogitNorm loss and its lower bounds (Wei et al., ICML 2022).
+"""Every training loss behind one interface, and the LogitNorm bounds (Wei et al., ICML 2022, arXiv 2205.09310v2).
+
+Training losses (:data:`TRAINING_LOSSES`, picked by ``TrainConfig.loss``; :func:`training_loss`): each is an
+``nn.Module`` called as ``loss(logits, targets, head)`` with the raw float logits, integer targets and the
+network's classifier head (``lnlab.models.classifier_head``: the final ``nn.Linear``), which a loss that
+needs the head's weights reads and the others ignore; the training loop calls every loss the same way.
+They run without per-call input checks (which would force a host-device sync every step); their
+hyperparameter is validated once, at construction. Cross-entropy, LogitNorm (Eq. 7), and three controls:
+the logit penalty (CE + λ‖f‖², Dauphin & Cubuk, ICLR 2021), label smoothing (Szegedy et al., CVPR 2016)
+and ELogitNorm (Ding, Liu, Unger & Eilertsen, CVPR 2026, arXiv 2504.11434), LogitNorm's τ-free successor.
 
 Paper notation: ``f = f(x; θ)`` are the raw logits, ``τ`` the temperature.
 
@@ -14,7 +23,7 @@ Paper notation: ``f = f(x; θ)`` are the raw logits, ``τ`` the temperature.
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -108,6 +117,170 @@ class LogitNormLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, eps={self.eps}, reduction={self.reduction!r}"
+
+
+def validate_penalty(weight: float) -> float:
+    """Return the logit penalty's λ as a float, or raise ValueError unless it is a finite number > 0."""
+    return _positive_number("penalty", weight, "1e-3 (CE + λ·‖f‖², Dauphin & Cubuk 2021)")
+
+
+def validate_smoothing(alpha: float) -> float:
+    """Return label smoothing's α as a float, or raise ValueError unless 0 < α < 1."""
+    value = _positive_number("smoothing", alpha, "0.1 (Szegedy et al. 2016)")
+    if value >= 1:
+        raise ValueError(f"smoothing must be below 1 (α = 1 is the uniform target), e.g. 0.1; got {alpha!r}")
+    return value
+
+
+def _positive_number(name: str, value: Any, example: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number such as {example}, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a finite number > 0 such as {example}, got {value!r}")
+    return number
+
+
+class TrainingLoss(nn.Module):
+    """A training objective, ``loss(logits, targets, head) -> float32 scalar`` (module docstring).
+
+    ``logits`` are the raw logits (any float dtype; computed in float32), ``targets`` class indices,
+    ``head`` the classifier head (``nn.Linear``, ``weight`` of shape (classes, features)) or None for a
+    loss that does not read it (``needs_head`` False).
+    """
+
+    name = ""
+    needs_head = False
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor, head: nn.Module | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def label(self) -> str:
+        return self.name
+
+
+class CrossEntropyLoss(TrainingLoss):
+    """Cross-entropy of the raw logits: ``-log softmax(f)_y`` (the paper's baseline)."""
+
+    name = "ce"
+
+    def forward(self, logits, targets, head=None):
+        return F.cross_entropy(logits.float(), targets)
+
+    def label(self) -> str:
+        return "CE"
+
+
+class LogitNormTrainingLoss(TrainingLoss):
+    """LogitNorm, paper Eq. (7): cross-entropy of ``f / (τ (‖f‖₂ + ε))`` (:func:`logit_norm_loss`)."""
+
+    name = "logitnorm"
+
+    def __init__(self, tau: float = 0.04) -> None:
+        super().__init__()
+        self.tau = validate_tau(tau)
+
+    def forward(self, logits, targets, head=None):
+        return F.cross_entropy(normalize_logits(logits, self.tau), targets)
+
+    def label(self) -> str:
+        return f"LogitNorm τ={self.tau:g}"
+
+
+class LogitPenaltyLoss(TrainingLoss):
+    """Logit penalty (Dauphin & Cubuk, ICLR 2021, "Deconstructing the regularization of BatchNorm"):
+    ``CE(f, y) + λ · mean_batch ‖f‖₂²``.
+
+    The control for LogitNorm's argument (paper Sec. 3): it *shrinks* the logit norm, where LogitNorm
+    *decouples* the loss from it. λ > 0 (:func:`validate_penalty`).
+    """
+
+    name = "logit_penalty"
+
+    def __init__(self, penalty: float = 1e-3) -> None:
+        super().__init__()
+        self.penalty = validate_penalty(penalty)
+
+    def forward(self, logits, targets, head=None):
+        logits = logits.float()
+        return F.cross_entropy(logits, targets) + self.penalty * logits.square().sum(1).mean()
+
+    def label(self) -> str:
+        return f"Logit penalty λ={self.penalty:g}"
+
+
+class LabelSmoothingLoss(TrainingLoss):
+    """Label smoothing (Szegedy et al., CVPR 2016): cross-entropy against ``(1 - α)·onehot(y) + α/k``,
+    i.e. ``(1 - α)·CE(f, y) + α·mean_j(-log softmax(f)_j)`` (``F.cross_entropy(label_smoothing=α)``).
+
+    Lowers confidence on the training set; reported to hurt OOD detection (arXiv 2410.06134).
+    """
+
+    name = "label_smoothing"
+
+    def __init__(self, smoothing: float = 0.1) -> None:
+        super().__init__()
+        self.smoothing = validate_smoothing(smoothing)
+
+    def forward(self, logits, targets, head=None):
+        return F.cross_entropy(logits.float(), targets, label_smoothing=self.smoothing)
+
+    def label(self) -> str:
+        return f"Label smoothing α={self.smoothing:g}"
+
+
+class ELogitNormLoss(TrainingLoss):
+    """ELogitNorm (Ding, Liu, Unger & Eilertsen, CVPR 2026, arXiv 2504.11434; official code
+    limchaos/ELogitNormOOD): cross-entropy of ``f / s(x)`` with the feature-space distance to the
+    decision boundaries of the predicted class ``ŷ = argmax f`` in place of LogitNorm's ``τ‖f‖``:
+
+        s(x) = (1/k) Σ_j |f_ŷ − f_j| / ‖w_ŷ − w_j‖₂,
+
+    ``w`` the rows of the head's weight (the ``j = ŷ`` term is 0, and counts in the mean). No
+    temperature. The gradient flows through ``s`` and the head's weights, as in the official code.
+    """
+
+    name = "elogitnorm"
+    needs_head = True
+
+    def __init__(self, eps: float = 1e-7) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, logits, targets, head=None):
+        if head is None:
+            raise ValueError("ELogitNorm needs the classifier head (lnlab.models.classifier_head(model)); pass head=")
+        logits = logits.float()
+        weight = head.weight.float()
+        top, predicted = logits.max(dim=1)
+        gaps = (top[:, None] - logits).abs()  # (batch, classes); 0 at the predicted class
+        distances = torch.cdist(weight, weight)  # ‖w_a − w_b‖, (classes, classes)
+        distances = distances + torch.eye(len(weight), device=weight.device)  # the zero gap over 1, not 0/0
+        scale = (gaps / distances[predicted]).mean(dim=1, keepdim=True)
+        return F.cross_entropy(logits / (scale + self.eps), targets)
+
+    def label(self) -> str:
+        return "ELogitNorm"
+
+
+# name -> (loss class, the TrainConfig field holding its hyperparameter or None)
+TRAINING_LOSSES: dict[str, tuple[type[TrainingLoss], str | None]] = {
+    "ce": (CrossEntropyLoss, None),
+    "logitnorm": (LogitNormTrainingLoss, "tau"),
+    "logit_penalty": (LogitPenaltyLoss, "penalty"),
+    "label_smoothing": (LabelSmoothingLoss, "smoothing"),
+    "elogitnorm": (ELogitNormLoss, None),
+}
+
+
+def training_loss(name: str, **hyperparameters: float) -> TrainingLoss:
+    """The training loss ``name`` (:data:`TRAINING_LOSSES`) with its hyperparameter, e.g.
+    ``training_loss("logitnorm", tau=0.04)``; hyperparameters of other losses are ignored."""
+    if name not in TRAINING_LOSSES:
+        raise ValueError(f"unknown loss {name!r}; pass one of {list(TRAINING_LOSSES)}")
+    cls, field = TRAINING_LOSSES[name]
+    return cls() if field is None else cls(hyperparameters[field]) if field in hyperparameters else cls()
 
 
 def _as_array(value: ArrayLike, name: str, integer: bool = False):

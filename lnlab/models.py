@@ -221,6 +221,16 @@ def build_for(config: Any, num_classes: int) -> nn.Module:
     return build_model(config.model, num_classes, width=config.model_width, **kwargs)
 
 
+def classifier_head(model: nn.Module) -> nn.Linear:
+    """The network's final linear layer (``fc``, as in every lnlab network; a compiled model's original's),
+    the head a training loss may read (``lnlab.losses.TrainingLoss``)."""
+    model = getattr(model, "_orig_mod", model)
+    head = getattr(model, "fc", None)
+    if not isinstance(head, nn.Linear):
+        raise ValueError(f"{type(model).__name__} has no linear classifier head 'fc'; name its final nn.Linear 'fc'")
+    return head
+
+
 def available_models() -> list[str]:
     """Names accepted by :func:`build_model`."""
     return list(_MODELS)

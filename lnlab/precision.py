@@ -2,7 +2,7 @@
 
 bf16 autocast (``torch.autocast(..., dtype=torch.bfloat16)``) runs the convolutions in bfloat16;
 the classifier head, the loss and every stored logit stay float32 (``lnlab.models.float32_head``,
-``lnlab.train.loss_value``). On this project's 2-core AMD EPYC (Zen 4, avx512_bf16) one training
+``lnlab.losses.TrainingLoss``). On this project's 2-core AMD EPYC (Zen 4, avx512_bf16) one training
 step of the small CPU networks is 1.7–2.0× faster in bf16 than in float32
 (``benchmarks/train_speed.py``, benchmarks/RESULTS.md). A CPU without native bf16 (oneDNN reports
 none) falls back to float32 with one log line; the run records the precision it actually used.

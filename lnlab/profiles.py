@@ -1,18 +1,21 @@
 """Named run sizes as plain dicts of ``TrainConfig`` overrides; any field can be overridden.
 
-- ``ci``: fastnet on a class-balanced CIFAR-10 subset; a CE + LogitNorm pair trains and
-  evaluates in well under 3 minutes on 2 CPU cores (tests, CI, notebook smoke runs).
-- ``quick``: a laptop CPU, a pair in about 40 minutes on 2 cores (chosen on validation data, RESULTS.md).
+- ``ci``: fastnet on a class-balanced CIFAR-10 subset; one run trains in 72–78 s on 2 idle CPU cores
+  (RESULTS.md, "A 4-config `ci` sweep"), so a CE + LogitNorm pair in under 3 minutes (tests, CI, notebook
+  smoke runs).
+- ``quick``: a laptop CPU; two runs at once on 2 cores took about 700 s each (4 runs in 1,440 s; chosen on
+  validation data; both in benchmarks/RESULTS.md, "The `quick` profile ... over 3 seeds").
 - ``laptop``: the CPU reference recipe (benchmarks/RESULTS.md, "laptop reference recipe"): the paper's
   optimiser (SGD lr 0.1 at batch 128, momentum 0.9, weight decay 5e-4, crop + flip, no label
   smoothing) with a smaller network (``airnet``, 0.49M parameters) and 60 epochs instead of 200 (one
-  warm-up epoch, then a linear decay; Nesterov momentum), bf16 on CPU, about 22 min per run on 2
-  cores; 500 training images per class held out for validation. Chosen on validation data among two
-  candidates written down before training (30 or 60 epochs, RESULTS.md). Its runs ship in the
-  reference source (``lnlab/reference/laptop``).
+  warm-up epoch, then a linear decay; Nesterov momentum), bf16 on CPU, about 22 min per run on 2 idle
+  cores (29–42 min when the cores are shared, as for six of the eight shipped runs); 500 training images
+  per class held out for validation. Chosen on validation data among two candidates written down before
+  training (30 or 60 epochs, RESULTS.md). Its runs ship in the reference source (``lnlab/reference/laptop``).
 - ``paper``: the paper's recipe (Sec. 5.1): WRN-40-2, 200 epochs, full CIFAR-10, a GPU.
 - ``reference``: the recipe of the shipped reference runs (:mod:`lnlab.shipped`), read from the
-  reference source; its runs are loaded, never trained (they need a GPU).
+  reference source; its runs are loaded, never trained (the shipped ``laptop`` runs were trained on a CPU,
+  as their provenance says; a GPU-trained recipe folder would be read the same way).
 
 Small profiles use a linear lr warm-up: at lr 0.1 LogitNorm's gradient, about 1/(τ·||f||) with a
 small ||f|| at initialisation, first blows the logit norm up and hurts small-scale accuracy.
@@ -28,6 +31,11 @@ from lnlab.config import TrainConfig
 from lnlab.shipped import reference_config, reference_recipes, reference_seeds, reference_taus, shipped_run
 
 ALL_OFFLINE_OOD = ("textures", "mnist", "tinyimagenet", "gaussian", "uniform")
+
+# A profile entry, not a TrainConfig field: the fraction of every class's training images held out for
+# validation ("val"), turned into ``subset_per_class`` for the run's training set by ``make_config``
+# (CIFAR-10: 5,000 − 500 = 4,500 per class; tinyimagenet100: 450).
+HOLDOUT = "holdout"
 
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {
@@ -50,7 +58,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "laptop": {
         "model": "airnet", "model_width": 32, "epochs": 60, "batch_size": 128, "lr": 0.1, "momentum": 0.9,
         "nesterov": True, "weight_decay": 5e-4, "schedule": "linear", "warmup_epochs": 1,
-        "subset_per_class": 4500, "test_subset_per_class": None, "norm_subset": 1000,
+        HOLDOUT: 0.1, "test_subset_per_class": None, "norm_subset": 1000,
         "ood": ("textures", "mnist", "tinyimagenet", "gaussian"), "ood_limit": 2000,
         "device": "cpu", "amp": True, "channels_last": True,
     },
@@ -76,10 +84,32 @@ def make_config(profile: str = "ci", **overrides: Any) -> TrainConfig:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; pass one of {[*PROFILES, REFERENCE]}")
     values = {**PROFILES[profile], **overrides}
+    values.update(_for_training_set(PROFILES[profile], values, overrides))
     try:
         return TrainConfig(**values)
     except TypeError as exc:  # an unknown keyword
         raise ValueError(f"{exc}; valid fields: {list(TrainConfig.__dataclass_fields__)}") from None
+
+
+def _for_training_set(profile: dict[str, Any], values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A profile carried over to the run's training set: its held-out fraction as ``subset_per_class`` and
+    its OOD sets without those that share images or classes with the training set (replaced by the set's
+    own near-OOD set, ``lnlab.data.default_ood_for``), unless the caller set those fields."""
+    from lnlab.data import default_ood_for, images_per_class
+
+    dataset = values.get("dataset", "cifar10")
+    fraction = values.pop(HOLDOUT, None)
+    changes: dict[str, Any] = {}
+    if fraction is not None and "subset_per_class" not in overrides:
+        per_class = images_per_class(dataset, values.get("data_root"))
+        held = max(1, round(fraction * per_class))
+        if per_class - held < 1:
+            raise ValueError(f"training set {dataset!r} has {per_class} images in its smallest class: too few to hold "
+                             f"{fraction:.0%} out for validation; add images or pass subset_per_class")
+        changes["subset_per_class"] = per_class - held
+    if "ood" not in overrides and "ood" in profile:
+        changes["ood"] = default_ood_for(dataset, tuple(profile["ood"]))
+    return changes
 
 
 def sweep_taus(profile: str, asked: Sequence[float] | None = None) -> list[float]:

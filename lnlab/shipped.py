@@ -22,7 +22,7 @@ __all__ = ["reference_root", "reference_config", "reference_recipes", "reference
            "reference_seeds", "reference_taus", "find_portable", "check_reference_choice", "DEFAULT_RECIPE"]
 
 DEFAULT_RECIPE = "laptop"  # the recipe the ``reference`` profile reads when the source holds several
-VARYING = ("loss", "tau", "seed")  # what may differ between the runs of one reference recipe
+VARYING = ("loss", "tau", "penalty", "smoothing", "seed")  # what may differ between the runs of one reference recipe
 _NO_REFERENCE = ("no reference runs here: import runs with `lnlab import`, set $LNLAB_REFERENCE, "
                  "or pick a trainable profile (ci|quick|laptop|paper)")
 
@@ -117,9 +117,16 @@ def _recipe(entry: dict) -> dict:
 
 
 def reference_runs(recipe: str | None = None) -> list[tuple[str, float | None, int]]:
-    """``(loss, τ or None, seed)`` of every run of a reference recipe, sorted."""
-    return sorted({(e["config"]["loss"], float(e["config"]["tau"]) if e["config"]["loss"] == "logitnorm" else None,
-                    int(e["config"]["seed"])) for e in _reference_entries(recipe)}, key=lambda r: (r[0], r[1] or 0, r[2]))
+    """``(loss, its hyperparameter or None, seed)`` of every run of a reference recipe, sorted: τ for
+    LogitNorm, λ for the logit penalty, α for label smoothing (``lnlab.losses.TRAINING_LOSSES``)."""
+    from lnlab.losses import TRAINING_LOSSES
+
+    def parameter(config: dict) -> float | None:
+        name = TRAINING_LOSSES[config["loss"]][1]
+        return None if name is None else float(config[name])
+
+    return sorted({(e["config"]["loss"], parameter(e["config"]), int(e["config"]["seed"]))
+                   for e in _reference_entries(recipe)}, key=lambda r: (r[0], r[1] or 0, r[2]))
 
 
 def reference_seeds(recipe: str | None = None, taus: Sequence[float] = ()) -> list[int]:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from lnlab.data import balanced_subset, load_dataset
+from lnlab.data import balanced_subset, default_ood_for, load_dataset, overlapping_ood
 from lnlab.paths import data_root
 
 if TYPE_CHECKING:
@@ -70,17 +70,23 @@ class TrainData:
         return len(self.classes)
 
 
-def _load(name: str, split: str, root, n=None):
-    """``load_dataset`` memoised in this process (notebooks ask for the same sets many times)."""
-    key = (name, split, str(data_root(root)), n)
+def _load(name: str, split: str, root, n=None, labelled: bool = False):
+    """``load_dataset`` memoised in this process (notebooks ask for the same sets many times);
+    ``labelled``: ``name`` is the run's training set (a user's own set is read with its labels)."""
+    key = (name, split, str(data_root(root)), n, labelled)
     if key not in _MEMO:
-        _MEMO[key] = load_dataset(name, split, root=root, n=n, seed=SUBSET_SEED)
+        _MEMO[key] = load_dataset(name, split, root=root, n=n, seed=SUBSET_SEED, labelled=labelled)
     return _MEMO[key]
+
+
+def _own(config: "TrainConfig", split: str):
+    """A split ("train" / "test") of the run's training set."""
+    return _load(config.dataset, split, config.data_root, labelled=True)
 
 
 def training_subset(config: "TrainConfig") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
     """(images, labels, indices into the full training split, class names) of the run's training data."""
-    train = _load(config.dataset, "train", config.data_root)
+    train = _own(config, "train")
     index = torch.arange(len(train))
     if config.subset_per_class is not None:
         index = balanced_subset(train.labels, config.subset_per_class, config.seed)
@@ -91,7 +97,7 @@ def training_subset(config: "TrainConfig") -> tuple[torch.Tensor, torch.Tensor, 
 def eval_set(config: "TrainConfig", name: str) -> EvalSet:
     """The images (and labels for ID sets) of evaluation set ``name`` of a run (module docstring)."""
     if name == "test":
-        test = _load(config.dataset, "test", config.data_root)
+        test = _own(config, "test")
         if config.test_subset_per_class is None:
             return EvalSet("test", test.images, test.labels)
         keep = balanced_subset(test.labels, config.test_subset_per_class, SUBSET_SEED)
@@ -105,6 +111,9 @@ def eval_set(config: "TrainConfig", name: str) -> EvalSet:
         return _held_out(config)
     if name in DERIVED_VALIDATION_OOD:
         return EvalSet(name, _derived(name, _held_out(config), config.ood_limit), None)
+    reason = overlapping_ood(config.dataset, name)
+    if reason:
+        raise ValueError(reason)
     ood = _load(name, "test", config.data_root, config.ood_limit)
     return EvalSet(name, ood.images, None)
 
@@ -118,7 +127,7 @@ def check_held_out(config: "TrainConfig") -> None:
 
 def _held_out(config: "TrainConfig") -> EvalSet:
     check_held_out(config)
-    train = _load(config.dataset, "train", config.data_root)
+    train = _own(config, "train")
     _, _, used, _ = training_subset(config)
     left = torch.ones(len(train), dtype=torch.bool)
     left[used] = False
@@ -152,14 +161,21 @@ def _derived(name: str, val: EvalSet, limit: int | None) -> torch.Tensor:
     return ((images.int() + images[partner].int() + 1) // 2).to(torch.uint8)
 
 
+def tracked_ood(dataset: str) -> tuple[str, ...]:
+    """The OOD sets of :data:`TRACKED_OOD` for a run trained on ``dataset``: a set that shares images or
+    classes with it is replaced by the dataset's near-OOD set (``tinyimagenet`` → ``tinyimagenet100-other``
+    for ``tinyimagenet100``)."""
+    return default_ood_for(dataset, TRACKED_OOD)
+
+
 def tracked_sets(config: "TrainConfig") -> list[str]:
-    """The sets a run records every epoch: "train", "test", each of ``TRACKED_OOD`` available here, the
+    """The sets a run records every epoch: "train", "test", each of :func:`tracked_ood` available here, the
     validation sets ("val" and ``VALIDATION_OOD_SETS``) when the run holds images out, then each extra
     set of ``config.ood``. A set named in ``config.ood`` must exist (it raises clearly otherwise)."""
     from lnlab.data import DatasetNotFoundError
 
     names = ["train", "test"]
-    for name in TRACKED_OOD:
+    for name in tracked_ood(config.dataset):
         if name in config.ood:
             names.append(name)
             continue

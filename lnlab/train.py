@@ -1,7 +1,8 @@
 """One readable training loop that records the logit norm every epoch (paper Sec. 3, Fig. 1).
 
-``train(config)`` trains ``config.model`` on ``config.dataset`` with cross-entropy or the
-LogitNorm loss (paper Eq. 7), and after every epoch evaluates the raw logit norm ||f(x)||_2 on a
+``train(config)`` trains ``config.model`` on ``config.dataset`` with the loss ``config.loss`` (cross-entropy,
+LogitNorm, paper Eq. 7, or a control of ``lnlab.losses.TRAINING_LOSSES``; every loss is called the same way,
+with the classifier head), and after every epoch evaluates the raw logit norm ||f(x)||_2 on a
 fixed un-augmented training subset, the test set and a fixed family of OOD and validation sets
 (``lnlab.splits.tracked_sets``: the same whoever asks first). It returns the history, the final raw
 logits of every tracked set (so any post-hoc score can be computed later without the model), the
@@ -39,8 +40,8 @@ from lnlab.checkpoint import load_checkpoint, save_checkpoint
 from lnlab.config import TrainConfig
 from lnlab.data import Loader
 from lnlab.evaluate import eval_loader, norm_stats, predict
-from lnlab.losses import logit_norm_loss, normalize_logits
-from lnlab.models import build_for
+from lnlab.losses import TrainingLoss
+from lnlab.models import build_for, classifier_head
 from lnlab.precision import autocast, precision_name, use_bf16
 from lnlab.splits import VALIDATION_OOD_SETS, load_train_data
 
@@ -110,6 +111,7 @@ def train(config: TrainConfig, checkpoint_path=None, progress: bool = True,
                                 weight_decay=config.weight_decay, nesterov=config.nesterov)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
     forward = torch.compile(model) if config.compile else model
+    criterion = config.loss_module()
     tracked = list(data.eval_images)
     full = {name: eval_loader(x, device, config.channels_last) for name, x in data.eval_images.items()}
     per_epoch = {name: full[name] if name == "test" else eval_loader(x[:config.norm_subset], device, config.channels_last)
@@ -136,11 +138,12 @@ def train(config: TrainConfig, checkpoint_path=None, progress: bool = True,
         torch.manual_seed(epoch_seed(config.seed, epoch))  # dropout etc.: a pure function of (seed, epoch)
         loader.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_epoch(forward, loader, optimizer, scheduler, config, epoch, progress, bf16)
+        train_loss, train_acc = train_epoch(forward, loader, optimizer, scheduler, criterion, config, epoch, progress,
+                                            bf16)
         whole = epoch in keep_at
         logits = {name: predict(model, ld, bf16) for name, ld in (full if whole else per_epoch).items()}
         row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-               **test_metrics(logits["test"], data.test_labels, config),
+               **test_metrics(logits["test"], data.test_labels, criterion, model),
                **{f"norm_{name}_{stat}": value for name, out in logits.items()
                   for stat, value in norm_stats(out if name == "test" else out[:config.norm_subset]).items()},
                "seconds": time.perf_counter() - start}
@@ -165,14 +168,17 @@ def train(config: TrainConfig, checkpoint_path=None, progress: bool = True,
 
 
 def train_epoch(model: nn.Module, loader: Loader, optimizer: torch.optim.Optimizer, scheduler,
-                config: TrainConfig, epoch: int, progress: bool, bf16: bool) -> tuple[float, float]:
+                criterion: TrainingLoss, config: TrainConfig, epoch: int, progress: bool,
+                bf16: bool) -> tuple[float, float]:
     """One pass over ``loader``; returns (mean train loss, train accuracy) on the augmented batches.
+    ``criterion(logits, targets, head)``: the training loss (``config.loss_module()``), in float32;
     ``bf16``: autocast the forward pass (``lnlab.precision.use_bf16``).
 
     Losses stay on the device (no per-step host sync); a non-finite loss is reported after the
     pass, naming the first bad step.
     """
     model.train()
+    head = classifier_head(model)
     device = next(model.parameters()).device
     losses = torch.zeros(len(loader), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -180,7 +186,7 @@ def train_epoch(model: nn.Module, loader: Loader, optimizer: torch.optim.Optimiz
     for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)):
         with autocast(device, bf16):
             out = model(x)
-        loss = loss_value(out, y, config)
+        loss = criterion(out, y, head)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -194,24 +200,10 @@ def train_epoch(model: nn.Module, loader: Loader, optimizer: torch.optim.Optimiz
     return float(losses.mean()), int(correct) / seen
 
 
-def loss_value(logits: torch.Tensor, targets: torch.Tensor, config: TrainConfig) -> torch.Tensor:
-    """The training objective in float32: cross-entropy, or LogitNorm (paper Eq. 7).
-
-    LogitNorm is ``lnlab.losses.logit_norm_loss`` without its per-call input checks (which
-    would force a host-device sync every step): CE on ``normalize_logits(f, tau)``.
-    """
-    logits = logits.float()
-    if config.loss == "logitnorm":
-        return F.cross_entropy(normalize_logits(logits, config.tau), targets)
-    return F.cross_entropy(logits, targets)
-
-
-def test_metrics(logits: torch.Tensor, labels: torch.Tensor, config: TrainConfig) -> dict[str, float]:
+@torch.no_grad()
+def test_metrics(logits: torch.Tensor, labels: torch.Tensor, criterion: TrainingLoss, model: nn.Module) -> dict[str, float]:
     """Test loss (the training objective, so it compares with ``train_loss``) and accuracy."""
-    if config.loss == "logitnorm":
-        loss = logit_norm_loss(logits, labels, config.tau)
-    else:
-        loss = F.cross_entropy(logits, labels)
+    loss = criterion(logits, labels, classifier_head(model))
     return {"test_loss": float(loss), "test_acc": float((logits.argmax(1) == labels).float().mean())}
 
 
@@ -250,6 +242,8 @@ def raise_diverged(config: TrainConfig, epoch: int, step: int, steps: int) -> No
     fix = "lower lr (e.g. lr=0.01) or add warm-up (e.g. warmup_epochs=1)"
     if config.loss == "logitnorm":
         fix += f"; for LogitNorm check tau ({config.tau:g}; the paper uses 0.04 on CIFAR-10)"
+    elif config.loss_parameter() is not None:
+        fix += f"; check the loss's hyperparameter ({config.label()})"
     raise TrainingDivergedError(
         f"training diverged: non-finite loss at epoch {epoch}, step {step}/{steps} (lr={config.lr:g}); "
         f"{fix}. The last good epoch's checkpoint is kept.")

@@ -227,8 +227,8 @@ def test_download_failure_is_reported_in_one_line(tmp_path: Path, monkeypatch: p
 def test_unknown_name_and_bad_split() -> None:
     with pytest.raises(DatasetNotFoundError, match="'cifar11' is not a registered dataset.*cifar100, svhn"):
         load_dataset("cifar11")  # an unregistered name is looked up as the user's own OOD set
-    with pytest.raises(ValueError, match="unknown in-distribution dataset 'cifar11'.*cifar10"):
-        load_dataset("cifar11", "train")
+    with pytest.raises(DatasetNotFoundError, match="unknown dataset 'cifar11'.*cifar10"):
+        load_dataset("cifar11", "train")  # the training split: a user's own training set, not found
     with pytest.raises(ValueError, match="splits \\['test'\\]"):
         load_dataset("svhn", "train")
     with pytest.raises(ValueError, match="splits"):

@@ -122,13 +122,15 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     import lnlab.train as train_module
 
     config = make_config("ci", **{**TINY, "loss": "logitnorm"})
-    real = train_module.loss_value
+    from lnlab.losses import LogitNormTrainingLoss
 
-    def nan_in_epoch_2(logits, targets, cfg):
-        loss = real(logits, targets, cfg)
-        return loss * float("nan") if torch.initial_seed() == train_module.epoch_seed(cfg.seed, 2) else loss
+    real = LogitNormTrainingLoss.forward
 
-    monkeypatch.setattr(train_module, "loss_value", nan_in_epoch_2)
+    def nan_in_epoch_2(self, logits, targets, head=None):
+        loss = real(self, logits, targets, head)
+        return loss * float("nan") if torch.initial_seed() == train_module.epoch_seed(config.seed, 2) else loss
+
+    monkeypatch.setattr(LogitNormTrainingLoss, "forward", nan_in_epoch_2)
     path = tmp_path / "checkpoint.pt"
     with pytest.raises(TrainingDivergedError, match="epoch 2.*tau"):
         train(config, checkpoint_path=path, progress=False)
