@@ -4,7 +4,8 @@ The queue is a plain text file (default ``benchmarks/queue.txt``), one run per l
 
     <recipe folder> <profile> field=value ...      e.g.   laptop laptop loss=logitnorm tau=0.005 seed=0
 
-The fields are ``TrainConfig`` overrides of the profile (``lnlab.profiles.make_config``). For each line whose
+The fields are ``TrainConfig`` overrides of the profile (``lnlab.profiles.make_config``), and ``export.<name>=value``
+are options of ``lnlab.portable.export_run`` (``export.snapshots=false``: no logits along training). For each line whose
 run is not yet in ``<repo>/lnlab/reference/<recipe folder>/``, a fresh Python process trains it into the run
 cache (``--runs``; a killed run resumes from its last finished epoch), exports it with its float16 weights
 into that folder, and the folder is committed in ``<repo>``. The file is read again before every run, so
@@ -31,7 +32,8 @@ HERE = Path(__file__).resolve()
 
 
 def parse_line(line: str) -> tuple[str, str, dict] | None:
-    """``(recipe folder, profile, overrides)`` of one queue line, or None for a blank or comment line."""
+    """``(recipe folder, profile, overrides)`` of one queue line (``export.*`` entries included), or None for
+    a blank or comment line."""
     text = line.split("#", 1)[0].strip()
     if not text:
         return None
@@ -60,7 +62,8 @@ def train_one(folder: str, profile: str, overrides: dict, repo: Path, runs: str)
     from lnlab.profiles import make_config
     from lnlab.runs import get_run
 
-    config = make_config(profile, **overrides)
+    export = {name[len("export."):]: value for name, value in overrides.items() if name.startswith("export.")}
+    config = make_config(profile, **{k: v for k, v in overrides.items() if not k.startswith("export.")})
     target = repo / "lnlab" / "reference" / folder
     if is_portable(target / config.key()):
         return {"key": config.key(), "status": "exported"}
@@ -71,7 +74,7 @@ def train_one(folder: str, profile: str, overrides: dict, repo: Path, runs: str)
               f"test acc {row['test_acc']:.4f} norm {row['norm_train_mean']:.2f} ({row['seconds']:.0f} s)", flush=True)
 
     run = get_run(config, root=runs, progress=False, callbacks=[log], reference=False)
-    export_run(run, target, weights=True)
+    export_run(run, target, weights=True, **export)
     return {"key": config.key(), "status": "trained", "label": config.label(), "seed": config.seed,
             "test_acc": run.test_acc, "seconds": round(time.time() - start)}
 

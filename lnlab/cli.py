@@ -6,6 +6,7 @@
     lnlab figures --profile quick --output figures/
     lnlab export runs/<key> --to shared/     (history + logits, no weights)
     lnlab import shared/                     (into the run cache; --profile reference reads lnlab/reference/)
+    lnlab inspect model.pt --ood textures mnist --output figures/mine   (your own network: lnlab.foreign)
 
 Runs come from the run cache (``--runs`` / ``$LNLAB_RUNS`` / ``runs/``) and are trained only if
 missing. Bad input prints one line and exits with status 2.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any, Sequence
 
@@ -99,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="evaluation sets to store (default: test, the run's OOD sets available here, train, "
                         "and val + gaussian_val when the run holds training images out)")
     p.add_argument("--weights", action="store_true", help="also store the final weights in float16 (weights.npz)")
+    p.add_argument("--no-snapshots", dest="snapshots", action="store_false",
+                   help="leave out the logits stored along training (smaller; figures of the final logits only)")
     p.add_argument("--runs", default=None, help="run-cache root for keys (default $LNLAB_RUNS or runs/)")
     p.set_defaults(func=_cmd_export)
 
@@ -106,6 +110,40 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("folders", nargs="+", metavar="DIRS", help="exported run folders, or folders holding several")
     p.add_argument("--runs", default=None, help="run-cache root (default $LNLAB_RUNS or runs/)")
     p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("inspect", help="your own network (a model file): OOD table, accuracy, ECE, MSP histograms "
+                       "and the reliability diagram (lnlab.foreign)")
+    p.add_argument("model_file", metavar="MODEL_FILE",
+                   help="a TorchScript file, or a state_dict saved with torch.save (then --arch); the network takes "
+                        "float RGB images in [0, 1], N x 3 x 32 x 32 (torchvision ToTensor), after --mean/--std")
+    p.add_argument("--arch", default=None,
+                   help="architecture of a state_dict: one of lnlab's (airnet, fastnet, resnet18, wrn40_2) or a "
+                        "torchvision classification model (torchvision:resnet18 where lnlab has the name)")
+    p.add_argument("--dataset", default="cifar10", help="its training set: the test split gives labels (default cifar10)")
+    p.add_argument("--ood", nargs="+", default=None,
+                   help="OOD sets: registered names, your own <data root>/NAME.npz or NAME/ folder, or paths "
+                        "(default: textures mnist tinyimagenet gaussian, those available here)")
+    p.add_argument("--scores", nargs="+", default=["msp", "energy"], help="scores (see lnlab.scores), default msp energy")
+    p.add_argument("--mean", nargs=3, type=float, default=None, metavar=("R", "G", "B"),
+                   help="the Normalize(mean, std) the network was trained with (default: none, images in [0, 1])")
+    p.add_argument("--std", nargs=3, type=float, default=None, metavar=("R", "G", "B"))
+    p.add_argument("--limit", type=int, default=None,
+                   help="at most N images per set, a seeded subset (the test set class-balanced); default: every image")
+    p.add_argument("--element", default=None,
+                   help="index or key of the logits when the network returns a tuple or dict")
+    p.add_argument("--name", default=None, help="its label in tables and figures (default: the file's stem)")
+    p.add_argument("--output", default=None,
+                   help="folder for the MSP histograms and the reliability diagram (PDF + PNG); default: none written")
+    p.add_argument("--json", action="store_true", help="print one JSON object (accuracy, ECE, OOD metrics in %%)")
+    p.add_argument("--bf16", action="store_true", help="compute the logits under bf16 autocast (default float32)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    p.add_argument("--unsafe-pickle", action="store_true",
+                   help="load a whole pickled nn.Module (torch.load weights_only=False): UNSAFE, unpickling runs any "
+                        "code the file contains; only for a file you trust")
+    p.add_argument("--data", default=None, help="dataset root (default $LNLAB_DATA or data/)")
+    p.add_argument("--runs", default=None, help="run-cache root, where its logits are cached (default $LNLAB_RUNS or runs/)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=_cmd_inspect)
     return parser
 
 
@@ -296,7 +334,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             folder = runs_root(args.runs) / name
             if not folder.is_dir():
                 raise ValueError(f"{name!r} is neither a run folder nor a key in the run cache {folder.parent}")
-        target = export_run(folder, args.to, sets=args.sets, weights=args.weights)
+        target = export_run(folder, args.to, sets=args.sets, weights=args.weights, snapshots=args.snapshots)
         size = sum(p.stat().st_size for p in target.iterdir() if p.is_file())
         print(f"{target}  {size / 1024:.0f} KiB")
     return 0
@@ -307,4 +345,61 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     imported = import_runs(args.folders, root=args.runs, report=print)
     print(f"{len(imported)} run(s) imported")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    """``lnlab inspect``: every check first (scores, normalisation, sets, the file and one batch through the
+    network), then the logits of every set (cached), the tables and, with ``--output``, the figures."""
+    from pathlib import Path
+
+    import torch
+
+    from lnlab import calibration, plots
+    from lnlab.evaluate import accuracy_table, check_scores, ood_table
+    from lnlab.foreign import ForeignConfig, input_normalisation, load_network
+    from lnlab.metrics import ece
+    from lnlab.tables import paper_layout
+
+    check_scores(args.scores)
+    input_normalisation(args.mean, args.std)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit takes a positive number of images per set, got {args.limit}")
+    name = args.name or Path(args.model_file).stem
+    oods = _available_oods(ForeignConfig(name=name, dataset=args.dataset, ood_limit=args.limit, data_root=args.data),
+                           args.ood)
+    element = int(args.element) if args.element is not None and args.element.lstrip("-").isdigit() else args.element
+    net = load_network(args.model_file, arch=args.arch, name=name, dataset=args.dataset, mean=args.mean, std=args.std,
+                       element=element, ood=oods, limit=args.limit, bf16=args.bf16, device=args.device,
+                       data_root=args.data, runs_root=args.runs, progress=not args.no_progress,
+                       unsafe_pickle=args.unsafe_pickle)
+    runs = {name: net}
+    table = ood_table(runs, scores=args.scores, oods=oods)
+    accuracy = float(accuracy_table(runs).loc[name, "accuracy_mean"])
+    error = 100 * ece(torch.softmax(net.logits_for("test"), 1), net.labels, 15)
+    if args.json:
+        print(json.dumps({"model": name, "dataset": args.dataset, "accuracy": accuracy, "ece": error,
+                          "ood": {ood: {s: {"fpr95": table.loc[ood, (name, s, "fpr95", "mean")],
+                                            "auroc": table.loc[ood, (name, s, "auroc", "mean")],
+                                            "aupr_in": table.loc[ood, (name, s, "aupr", "mean")]} for s in args.scores}
+                                  for ood in oods}}))
+    else:
+        print(f"{name} · {net.config.model} · {args.dataset} test accuracy {accuracy:.2f}% on {len(net.labels)} images"
+              f" · ECE {error:.2f}% (raw softmax, 15 bins) · logits cached in {net.directory}")
+        print("ID: test; %; FPR95 lower is better, AUROC / AUPR higher")
+        print(paper_layout(table).droplevel("run", axis=1).to_string())
+    if args.output is not None:
+        import matplotlib.pyplot as plt
+
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        written = []
+        for ood in oods:
+            fig = plots.plot_runs_histograms(runs, ood, "msp")
+            written += plots.save_figure(fig, f"{stem}_msp_{Path(ood).stem}", args.output)
+            plt.close(fig)
+        panels, eces = calibration.reliability_panels(calibration.calibrate_runs(runs))
+        fig = plots.plot_reliability_diagrams(panels, eces)
+        written += plots.save_figure(fig, f"{stem}_reliability", args.output)
+        plt.close(fig)
+        print("\n".join(f"wrote {path}" for path in written), file=sys.stderr if args.json else sys.stdout)
     return 0

@@ -163,14 +163,16 @@ class PortableRun(Run):
 
 
 def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequence[str] | None = None,
-               weights: bool = False) -> Path:
+               weights: bool = False, snapshots: bool = True) -> Path:
     """Write the portable copy of a finished run (a Run or its folder) to ``<to>/<key>/``; return that folder.
 
     ``sets``: evaluation sets to store (default :func:`default_sets`). Logits of sets the run has not
     evaluated yet are computed from its weights first (``Run.logits_for``). ``weights``: also write
     the final weights in float16 (``weights.npz``) and the weight-based scores (ODIN, GradNorm, at
     ``lnlab.evaluate.SCORE_SETTINGS``) of the test and OOD sets, computed from the float32 weights, so
-    that the OOD table of a shipped run needs no network pass.
+    that the OOD table of a shipped run needs no network pass. ``snapshots=False``: leave out the logits
+    along training (``Run.snapshot``; about a third of a CIFAR-10 run's export, more with 100 classes), for
+    runs whose figures read only the final logits and the per-epoch history.
     """
     run = _verified(run)
     names = list(dict.fromkeys(sets)) if sets else default_sets(run)
@@ -191,8 +193,8 @@ def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequen
             arrays[f"labels_{i}"] = labels.astype(np.int16 if labels.max(initial=0) < 2 ** 15 else np.int64)
             entry["labels"] = f"labels_{i}"
         stored[name] = entry
-    snapshots: dict[str, dict[str, str]] = {}
-    for epoch in run.snapshot_epochs[:-1]:  # the last epoch is the stored sets themselves
+    kept: dict[str, dict[str, str]] = {}
+    for epoch in run.snapshot_epochs[:-1] if snapshots else ():  # the last epoch is the stored sets themselves
         for name in names:
             if name in stored and stored[name]["labels"] is None or name == "test":
                 try:
@@ -201,7 +203,7 @@ def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequen
                     continue
                 key = f"snapshot_{epoch}_{names.index(name)}"
                 arrays[key] = values.astype(np.float16 if np.abs(values).max(initial=0) < _FLOAT16_MAX else np.float32)
-                snapshots.setdefault(str(epoch), {})[name] = key
+                kept.setdefault(str(epoch), {})[name] = key
     scores: dict[str, dict] = {}
     if weights and run.has_weights:
         for score_name in (s for s in evaluate.SCORE_SETTINGS if s not in LOGIT_SCORES):
@@ -215,7 +217,7 @@ def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequen
     target.mkdir(parents=True, exist_ok=True)
     (target / MANIFEST).unlink(missing_ok=True)  # the old manifest never vouches for new files
     (target / WEIGHTS_FILE).unlink(missing_ok=True)
-    atomic_write_json(target / RUN_FILE, {**_run_json(run, names, stored, snapshots), "scores": scores})
+    atomic_write_json(target / RUN_FILE, {**_run_json(run, names, stored, kept), "scores": scores})
     atomic_write(target / LOGITS_FILE, lambda handle: np.savez_compressed(handle, **arrays))
     if weights:
         state = {k: v.numpy().astype(np.float16) if v.is_floating_point() else v.numpy()
