@@ -142,6 +142,11 @@ def _positive_number(name: str, value: Any, example: str) -> float:
     return number
 
 
+def _at_least_float32(values: torch.Tensor) -> torch.Tensor:
+    """float32 for low-precision inputs; float64 stays float64."""
+    return values if values.dtype == torch.float64 else values.float()
+
+
 class TrainingLoss(nn.Module):
     """A training objective, ``loss(logits, targets, head) -> float32 scalar`` (module docstring).
 
@@ -166,7 +171,7 @@ class CrossEntropyLoss(TrainingLoss):
     name = "ce"
 
     def forward(self, logits, targets, head=None):
-        return F.cross_entropy(logits.float(), targets)
+        return F.cross_entropy(_at_least_float32(logits), targets)
 
     def label(self) -> str:
         return "CE"
@@ -203,7 +208,7 @@ class LogitPenaltyLoss(TrainingLoss):
         self.penalty = validate_penalty(penalty)
 
     def forward(self, logits, targets, head=None):
-        logits = logits.float()
+        logits = _at_least_float32(logits)
         return F.cross_entropy(logits, targets) + self.penalty * logits.square().sum(1).mean()
 
     def label(self) -> str:
@@ -224,7 +229,7 @@ class LabelSmoothingLoss(TrainingLoss):
         self.smoothing = validate_smoothing(smoothing)
 
     def forward(self, logits, targets, head=None):
-        return F.cross_entropy(logits.float(), targets, label_smoothing=self.smoothing)
+        return F.cross_entropy(_at_least_float32(logits), targets, label_smoothing=self.smoothing)
 
     def label(self) -> str:
         return f"Label smoothing α={self.smoothing:g}"
@@ -251,12 +256,12 @@ class ELogitNormLoss(TrainingLoss):
     def forward(self, logits, targets, head=None):
         if head is None:
             raise ValueError("ELogitNorm needs the classifier head (lnlab.models.classifier_head(model)); pass head=")
-        logits = logits.float()
-        weight = head.weight.float()
+        logits = _at_least_float32(logits)
+        weight = head.weight.to(logits.dtype)
         top, predicted = logits.max(dim=1)
         gaps = (top[:, None] - logits).abs()  # (batch, classes); 0 at the predicted class
         distances = torch.cdist(weight, weight)  # ‖w_a − w_b‖, (classes, classes)
-        distances = distances + torch.eye(len(weight), device=weight.device)  # the zero gap over 1, not 0/0
+        distances = distances + torch.eye(len(weight), device=weight.device, dtype=weight.dtype)  # 0/1, not 0/0
         scale = (gaps / distances[predicted]).mean(dim=1, keepdim=True)
         return F.cross_entropy(logits / (scale + self.eps), targets)
 

@@ -36,6 +36,7 @@ ALL_OFFLINE_OOD = ("textures", "mnist", "tinyimagenet", "gaussian", "uniform")
 # validation ("val"), turned into ``subset_per_class`` for the run's training set by ``make_config``
 # (CIFAR-10: 5,000 − 500 = 4,500 per class; tinyimagenet100: 450).
 HOLDOUT = "holdout"
+DEFAULT_HOLDOUT = 0.1  # the least a profile that trains on a subset leaves out (ci, quick on a small set)
 
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {
@@ -92,7 +93,8 @@ def make_config(profile: str = "ci", **overrides: Any) -> TrainConfig:
 
 
 def _for_training_set(profile: dict[str, Any], values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """A profile carried over to the run's training set: its held-out fraction as ``subset_per_class`` and
+    """A profile carried over to the run's training set: its held-out fraction as ``subset_per_class`` (a
+    profile with a fixed subset keeps it unless that leaves less than ``DEFAULT_HOLDOUT`` out) and
     its OOD sets without those that share images or classes with the training set (replaced by the set's
     own near-OOD set, ``lnlab.data.default_ood_for``), unless the caller set those fields."""
     from lnlab.data import default_ood_for, images_per_class
@@ -100,13 +102,15 @@ def _for_training_set(profile: dict[str, Any], values: dict[str, Any], overrides
     dataset = values.get("dataset", "cifar10")
     fraction = values.pop(HOLDOUT, None)
     changes: dict[str, Any] = {}
-    if fraction is not None and "subset_per_class" not in overrides:
+    if "subset_per_class" not in overrides and (fraction is not None or profile.get("subset_per_class")):
         per_class = images_per_class(dataset, values.get("data_root"))
-        held = max(1, round(fraction * per_class))
+        held = max(1, round((fraction or DEFAULT_HOLDOUT) * per_class))
         if per_class - held < 1:
             raise ValueError(f"training set {dataset!r} has {per_class} images in its smallest class: too few to hold "
-                             f"{fraction:.0%} out for validation; add images or pass subset_per_class")
-        changes["subset_per_class"] = per_class - held
+                             "some out for validation; add images or pass subset_per_class")
+        # a profile that trains on a subset keeps it, but never the images validation needs
+        changes["subset_per_class"] = per_class - held if fraction is not None else min(
+            profile["subset_per_class"], per_class - held)
     if "ood" not in overrides and "ood" in profile:
         changes["ood"] = default_ood_for(dataset, tuple(profile["ood"]))
     return changes
