@@ -48,6 +48,48 @@ def best_runs(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
     return pd.DataFrame(out, index=means.index)
 
 
+def describe_pair(table: pd.DataFrame, score: str = "msp", metrics: tuple[str, ...] = ("fpr95", "auroc"),
+                  decimals: int = 1) -> str:
+    """One Markdown paragraph of what an :func:`lnlab.evaluate.ood_table` says of its first two runs under one
+    score, every number read from the table: per metric, each row as "first → second" (mean ± std over
+    seeds, %), then the rows where the second run is better or worse by more than the larger of the two
+    stds (the rule of the bold cells in ``benchmarks/RESULTS.md``; compared as printed, to ``decimals``)
+    and those within that spread. With one seed (no std) the means are only listed."""
+    runs = list(table.columns.unique("run"))
+    if len(runs) < 2:
+        raise ValueError(f"describe_pair compares two runs; the table has {runs}")
+    first, second = runs[:2]
+    name = SCORE_NAMES.get(score, score)
+    listed, verdicts = [], {"better": [], "worse": [], "within the spread": []}
+    spread = False
+    for metric in metrics:
+        header = METRIC_HEADERS.get(metric, metric)
+        values = []
+        for ood in table.index:
+            a, b = (table.loc[ood, (run, score, metric, "mean")] for run in (first, second))
+            sa, sb = (table.loc[ood, (run, score, metric, "std")] for run in (first, second))
+            values.append(f"{ood} {cell(a, sa, decimals)} → {cell(b, sb, decimals)}")
+            if math.isnan(sa) or math.isnan(sb):
+                continue
+            spread = True
+            a, b, limit = round(a, decimals), round(b, decimals), max(round(sa, decimals), round(sb, decimals))
+            gain = round((a - b) if metric in LOWER_IS_BETTER else (b - a), decimals)
+            verdict = "within the spread" if abs(gain) <= limit else ("better" if gain > 0 else "worse")
+            verdicts[verdict].append((header, str(ood)))
+        listed.append(f"{header}: " + ", ".join(values))
+    text = f"**{name}, {first} → {second}** (%, " + ("mean ± std over seeds" if spread else "one seed") + "). "
+    text += "; ".join(listed) + "."
+    if spread:
+        def where(verdict: str) -> str:
+            rows = verdicts[verdict]
+            by_metric = {header: [ood for h, ood in rows if h == header] for header, _ in rows}
+            return " and ".join(f"{h} {', '.join(o)}" for h, o in by_metric.items()) or "none"
+
+        text += (f" Against {first}, {second} is better by more than the larger std of the two on {where('better')}; "
+                 f"worse on {where('worse')}; within the spread on {where('within the spread')}.")
+    return text
+
+
 def paper_layout(table: pd.DataFrame, decimals: int = 1, style: str = "plain",
                  mark: tuple[str, ...] = PAPER_OOD_SETS) -> pd.DataFrame:
     """Strings in the paper's layout: rows (score, OOD set), columns (metric, run); better run in bold.

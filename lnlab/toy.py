@@ -10,8 +10,11 @@ on correctly classified points. The toy makes both visible in seconds on a CPU, 
   and only weight decay shrinks it. In a network the same holds for the last layer (:func:`head_norm`).
 * :func:`train_toy`: an MLP 2-64-64-3 (ReLU) trained full-batch on three Gaussian blobs with CE or
   LogitNorm, with or without weight decay, recording the mean raw logit norm on the data every few steps.
-* :func:`confidence_map`, :func:`ring_table`: decision regions and MSP over the plane, and how well
-  MSP tells the data from points far away (rings around the data; AUROC of MSP, data = positive).
+* :func:`confidence_map`, :func:`ring_table`, :func:`plane_table`: decision regions and MSP over the plane,
+  how well MSP tells the data from points far away (rings around the data; AUROC of MSP, data = positive)
+  and on how much of the plane MSP exceeds 0.999.
+* :func:`summary_table`, :func:`short_training_table`: what the notebook's text says of the training, measured
+  (when every point is classified correctly, peak and last norms; whether a short run at small τ converges).
 
 What the toy does *not* show: LogitNorm does not make far-away points less confident here. A ReLU
 network is piecewise linear, so its raw logits grow linearly with the distance from the data under
@@ -319,16 +322,71 @@ def ring_table(runs: Mapping[str, ToyRun], x: torch.Tensor, rings: Sequence[tupl
     return pd.DataFrame(rows).set_index(["run", "ring"])
 
 
-def summary_table(runs: Mapping[str, ToyRun]) -> pd.DataFrame:
-    """Final loss, training accuracy, mean raw logit norm on the data (first / peak / last) and seconds per run."""
+def summary_table(runs: Mapping[str, ToyRun], radii: tuple[float, float] = (10.0, 20.0)) -> pd.DataFrame:
+    """Per run: final loss, training accuracy, the step from which every training point stays correctly
+    classified (:func:`correct_from`), mean raw logit norm on the data (first / peak and its step / last) and
+    its change over the last fifth of training (%, > 0: still growing), the last layer's norm (peak / last,
+    :func:`head_norm`), the ratio of the raw norm on two circles (``radii``; 2 = linear growth with the
+    distance) and seconds."""
     rows = []
     for label, run in runs.items():
         h = run.history
+        late = h[h["step"] >= 0.8 * h["step"].iloc[-1]]["norm_mean"]
+        on_circles = norm_vs_radius(run, radii)
         rows.append({"run": label, "steps": int(h["step"].iloc[-1]), "final loss": h["loss"].iloc[-1],
-                     "train accuracy": h["accuracy"].iloc[-1], "norm first": h["norm_mean"].iloc[0],
-                     "norm peak": h["norm_mean"].max(), "norm last": h["norm_mean"].iloc[-1],
+                     "train accuracy": h["accuracy"].iloc[-1], "correct from step": correct_from(run),
+                     "norm first": h["norm_mean"].iloc[0], "norm peak": h["norm_mean"].max(),
+                     "peak step": int(h["step"].iloc[int(h["norm_mean"].to_numpy().argmax())]),
+                     "norm last": h["norm_mean"].iloc[-1],
+                     "norm change, last fifth %": 100 * (late.iloc[-1] / late.iloc[0] - 1),
+                     "last layer peak": h["head_norm"].max(), "last layer last": h["head_norm"].iloc[-1],
+                     f"norm r={radii[1]:g} / r={radii[0]:g}": float(on_circles[1] / on_circles[0]),
                      "seconds": run.seconds})
     return pd.DataFrame(rows).set_index("run")
+
+
+def correct_from(run: ToyRun) -> float:
+    """First recorded step from which the training accuracy stays at 100 % to the end (NaN if it is not 100 %
+    at the end). Steps are those of the history (every ``record_every`` steps)."""
+    h = run.history
+    wrong = h[h["accuracy"] < 1.0]["step"]
+    if len(wrong) and wrong.iloc[-1] == h["step"].iloc[-1]:
+        return float("nan")
+    later = h[h["step"] > wrong.iloc[-1]] if len(wrong) else h
+    return float(later["step"].iloc[0])
+
+
+def plane_table(runs: Mapping[str, ToyRun], threshold: float = 0.999, far: float = RINGS[0][0], extent: float = 8.0,
+                resolution: int = 200) -> pd.DataFrame:
+    """Per run, on the plane that :func:`plot_toy_maps` draws (``resolution²`` points of ``[-extent, extent]²``):
+    the share of points whose MSP exceeds ``threshold``, on the whole plane and beyond radius ``far`` (far
+    from the data), and the mean MSP there. MSP is compared in log space (``1 − MSP`` < ``1 − threshold``)."""
+    _, points = plane_grid(extent, resolution)
+    beyond = (points.norm(dim=1) >= far).numpy()
+    rows = []
+    for label, run in runs.items():
+        logits = run.logits(points)
+        confident = (msp_doubt(logits) < 1 - threshold).numpy()
+        msp = torch.softmax(logits.double(), 1).amax(1).numpy()
+        rows.append({"run": label, f"share MSP > {threshold:g}": float(confident.mean()),
+                     f"share MSP > {threshold:g}, ‖x‖ ≥ {far:g}": float(confident[beyond].mean()),
+                     f"mean MSP, ‖x‖ ≥ {far:g}": float(msp[beyond].mean())})
+    return pd.DataFrame(rows).set_index("run")
+
+
+def short_training_table(x: torch.Tensor, y: torch.Tensor, taus: Sequence[float], steps: int = 300,
+                         weight_decay: float = 0.0, seed: int = 0, **kwargs: Any) -> pd.DataFrame:
+    """LogitNorm trained for ``steps`` full-batch steps at each τ, as the toy explorer trains it: final training
+    accuracy and loss, mean raw logit norm on the data and seconds. A small τ makes the first steps larger
+    (the gradient is ∝ 1/τ)."""
+    rows = []
+    for tau in taus:
+        run = train_toy(x, y, "logitnorm", tau=tau, weight_decay=weight_decay, steps=steps, seed=seed,
+                        record_every=max(1, steps // 50), **kwargs)
+        rows.append({"tau": float(tau), "steps": steps, "train accuracy": float(run.final["accuracy"]),
+                     "final loss": float(run.final["loss"]),
+                     "norm last": float(run.final["norm_mean"]), "seconds": run.seconds})
+    return pd.DataFrame(rows).set_index("tau")
 
 
 def norm_vs_radius(run: ToyRun, radii: Sequence[float] | np.ndarray, angles: int = 180) -> np.ndarray:

@@ -543,13 +543,13 @@ def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0,
     """τ slider that retrains the 2-D toy's LogitNorm model and redraws its MSP map (paper Eq. 7, :mod:`lnlab.toy`).
 
     The one explorer that trains: ``steps`` full-batch SGD steps of an MLP 2-64-64-3 on ``n`` points
-    take about a second on one CPU core. Each τ is trained once and kept. With ``background`` (default:
-    inside a Jupyter kernel) a new τ is trained in a background thread: the text says so at once, the
-    previous map stays until the new one is ready, and once the explorer is on screen the ``ahead``
-    slider values on each side of the current one are trained in advance, so a step of the slider
-    after a pause shows its map at once (one value ahead: a quick second step waits for the one
-    retrain it asked for, never for a guess). Without it (tests, scripts) setting the slider trains
-    before it returns.
+    take about 0.3 s on an idle CPU core (its text prints each training's time). Each τ is trained once
+    and kept. With ``background`` (default: inside a Jupyter kernel) a new τ is trained in a background
+    thread: the text says so at once, the previous map stays until the new one is ready, and once the
+    explorer is on screen the ``ahead`` slider values on each side of the current one are trained in
+    advance, so a step of the slider after a pause shows its map at once (one value ahead: a quick
+    second step waits for the one retrain it asked for, never for a guess). Without it (tests, scripts)
+    setting the slider trains before it returns.
     ``state`` holds the ``run`` (:class:`lnlab.toy.ToyRun`), ``accuracy``, ``norm`` (mean raw logit
     norm on the data), ``msp_data`` / ``msp_ring`` (mean MSP on the data and on the ring 4 ≤ ‖x‖ ≤ 6),
     ``auroc_ring`` (AUROC of MSP, data vs ring), ``seconds`` (training time) and ``pending`` (the τ
@@ -629,7 +629,9 @@ def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0,
             return jobs.results[k]
         previous = explorer.state.get("run")
         jobs.want([k])
-        text = (f"retraining the toy at τ = {t:.3g} ({steps} steps, about a second); the map below is still "
+        took = explorer.state.get("seconds")
+        took = f"; the last training took {took:.2f} s" if took else ""
+        text = (f"retraining the toy at τ = {t:.3g} ({steps} steps{took}); the map below is still "
                 f"{previous.label if previous is not None else 'the previous τ'}")
         return None, text, {**explorer.state, "tau": t, "pending": t}
 

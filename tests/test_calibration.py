@@ -100,6 +100,44 @@ def test_calibration_table_reports_the_eval_half():
     assert table.loc["over", "n fit / eval"] == f"{len(fit)} / {len(held)}" and len(fit) + len(held) == 4000
 
 
+def _seeded(logits, labels, seed):
+    return SimpleNamespace(logits_for={"test": logits}.__getitem__, labels=labels, config=SimpleNamespace(seed=seed))
+
+
+def test_every_seed_is_calibrated_and_the_summary_and_text_come_from_the_table():
+    from lnlab.runs import Seeds
+
+    over, under = [], []
+    for seed, (a, b) in enumerate(((3.0, 0.2), (3.3, 0.25), (2.7, 0.15))):
+        z, labels = calibrated_logits(n=3000, seed=10 + seed)
+        over.append(_seeded((z * a).float(), labels, seed))
+        under.append(_seeded((z * b).float(), labels, seed))
+    cals = calibration.calibrate_seeds({"over": Seeds(over), "under": Seeds(under)})
+    assert [c.run_seed for c in cals["over"]] == [0, 1, 2]
+    for cal, run in zip(cals["under"], under):  # each seed: its own split and its own T
+        alone = calibration.calibrate(run.logits_for("test"), run.labels)
+        assert cal.temperature == pytest.approx(alone.temperature) and torch.equal(cal.eval_index, alone.eval_index)
+    table = calibration.calibration_table(cals)
+    assert list(table.index) == [(r, s) for r in ("over", "under") for s in (0, 1, 2)]
+    summary = calibration.calibration_summary(table)
+    for run in ("over", "under"):
+        for column in ("T", "ECE % before", "ECE % after TS", "accuracy %"):
+            values = table.loc[run, column].to_numpy(dtype=float)
+            assert summary.loc[run, (column, "mean")] == pytest.approx(values.mean())
+            assert summary.loc[run, (column, "std")] == pytest.approx(values.std(ddof=1))
+        assert summary.loc[run, ("seeds", "")] == 3
+    assert summary.loc["over", ("T", "mean")] == pytest.approx(3.0, rel=0.1)
+    text = calibration.describe_calibration(table)
+    mean, std = summary.loc["under", ("ECE % before", "mean")], summary.loc["under", ("ECE % before", "std")]
+    assert f"**under**: ECE {mean:.2f} ± {std:.2f} % as trained (underconfident" in text
+    assert "**over**: ECE" in text and "(overconfident" in text and "seeds 0, 1, 2" in text
+    assert "mean ± std over seeds" in text and "within the noise" in text
+    one = calibration.calibration_table(calibration.calibrate_seeds({"over": Seeds(over[:1]), "under": Seeds(under[:1])}))
+    assert "one seed, ± = bootstrap sd of the eval half" in calibration.describe_calibration(one)
+    with pytest.raises(ValueError, match="per-seed table"):
+        calibration.calibration_summary(calibration.calibration_table(calibration.calibrate_runs({"a": over[0]})))
+
+
 def test_reliability_diagrams_one_column_per_panel():
     z, labels = calibrated_logits(n=2000, seed=6)
     cals = calibration.calibrate_runs({"A": _run((z * 2).float(), labels)})

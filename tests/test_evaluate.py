@@ -224,6 +224,42 @@ def test_paper_layout_bolds_the_better_run_per_metric_and_marks_paper_sets(tmp_p
     assert "**" in (tmp_path / "t.md").read_text()
 
 
+def _table(cells: dict) -> "pd.DataFrame":
+    """An ood_table-shaped frame: {(ood, run, metric): (mean, std)} for score "msp"."""
+    import pandas as pd
+
+    rows = list(dict.fromkeys(ood for ood, _, _ in cells))
+    pairs = dict.fromkeys((run, metric) for _, run, metric in cells)
+    columns = pd.MultiIndex.from_tuples([(run, "msp", metric, stat) for run, metric in pairs for stat in ("mean", "std")],
+                                        names=["run", "score", "metric", "stat"])
+    frame = pd.DataFrame(index=rows, columns=columns, dtype=float)
+    for (ood, run, metric), (mean, std) in cells.items():
+        frame.loc[ood, (run, "msp", metric, "mean")] = mean
+        frame.loc[ood, (run, "msp", metric, "std")] = std
+    return frame
+
+
+def test_describe_pair_reads_every_number_from_the_table_and_compares_with_the_larger_std():
+    nan = float("nan")
+    table = _table({("textures", "CE", "fpr95"): (75.1, 2.8), ("textures", "LN", "fpr95"): (45.3, 1.0),
+                    ("gaussian", "CE", "fpr95"): (89.7, 9.7), ("gaussian", "LN", "fpr95"): (99.4, 0.3),
+                    ("mnist", "CE", "fpr95"): (30.0, 1.0), ("mnist", "LN", "fpr95"): (40.0, 2.0),
+                    ("textures", "CE", "auroc"): (82.8, 1.1), ("textures", "LN", "auroc"): (90.0, 0.6),
+                    ("gaussian", "CE", "auroc"): (76.8, 11.0), ("gaussian", "LN", "auroc"): (75.0, 2.8),
+                    ("mnist", "CE", "auroc"): (90.0, 0.5), ("mnist", "LN", "auroc"): (89.0, 0.5)})
+    text = tables.describe_pair(table)
+    assert text.startswith("**MSP, CE → LN** (%, mean ± std over seeds).")
+    assert "FPR95 ↓: textures 75.1 ± 2.8 → 45.3 ± 1.0, gaussian 89.7 ± 9.7 → 99.4 ± 0.3" in text
+    assert "AUROC ↑: textures 82.8 ± 1.1 → 90.0 ± 0.6" in text
+    # 9.7 points worse with a std of 9.7, as printed: within the spread, not worse (RESULTS.md's bold rule)
+    assert ("better by more than the larger std of the two on FPR95 ↓ textures and AUROC ↑ textures; "
+            "worse on FPR95 ↓ mnist and AUROC ↑ mnist; within the spread on FPR95 ↓ gaussian and AUROC ↑ gaussian.") in text
+    one_seed = _table({("textures", "CE", "fpr95"): (75.1, nan), ("textures", "LN", "fpr95"): (45.3, nan)})
+    assert tables.describe_pair(one_seed, metrics=("fpr95",)) == "**MSP, CE → LN** (%, one seed). FPR95 ↓: textures 75.1 → 45.3."
+    with pytest.raises(ValueError, match="compares two runs"):
+        tables.describe_pair(_table({("textures", "CE", "fpr95"): (75.1, 1.0)}), metrics=("fpr95",))
+
+
 # --------------------------------------------------------------------------- pairing and seeds
 
 

@@ -128,6 +128,44 @@ def test_ring_table_auroc_matches_a_pairwise_count(blobs):
     assert table.loc[("ce", "4–6"), "doubt_ring"] == pytest.approx(1 - far.astype(np.float64).mean(), rel=1e-3)
 
 
+def test_the_numbers_notebook_00_prints_are_read_from_the_runs(blobs):
+    x, y = blobs
+    runs = toy.train_grid(x, y, tau=0.04, weight_decays=(0.0, 5e-3), steps=200, record_every=10)
+    summary = toy.summary_table(runs)
+    for label, run in runs.items():
+        h, row = run.history, summary.loc[label]
+        step = row["correct from step"]
+        if math.isnan(step):  # not every point correct at the end
+            assert run.final["accuracy"] < 1.0
+        else:
+            assert (h[h["step"] >= step]["accuracy"] == 1.0).all()
+            assert step == 0 or h[h["step"] == step - 10]["accuracy"].iloc[0] < 1.0  # the first step of the streak
+        assert row["norm peak"] == h["norm_mean"].max() and h.loc[h["step"] == row["peak step"], "norm_mean"].iloc[0] == row["norm peak"]
+        late = h[h["step"] >= 160]["norm_mean"]
+        assert row["norm change, last fifth %"] == pytest.approx(100 * (late.iloc[-1] / late.iloc[0] - 1))
+        assert row["last layer last"] == pytest.approx(toy.head_norm(run.model))
+        assert row["norm r=20 / r=10"] == pytest.approx(toy.norm_vs_radius(run, [20.0])[0] / toy.norm_vs_radius(run, [10.0])[0])
+    assert summary["correct from step"].notna().sum() >= 3  # CE (both) and LogitNorm with weight decay get there
+
+    plane = toy.plane_table(runs, resolution=60)
+    run = runs["CE, no weight decay"]
+    grid = toy.confidence_map(run, resolution=60)
+    assert plane.loc["CE, no weight decay", "share MSP > 0.999"] == pytest.approx(float((grid["doubt"] < 1e-3).mean()))
+    axis = grid["axis"]
+    beyond = np.hypot(*np.meshgrid(axis, axis)) >= 4.0
+    assert plane.loc["CE, no weight decay", "share MSP > 0.999, ‖x‖ ≥ 4"] == pytest.approx(
+        float((grid["doubt"][beyond] < 1e-3).mean()))
+
+
+def test_short_training_converges_at_the_papers_tau_and_not_at_a_tiny_one(blobs):
+    x, y = blobs
+    short = toy.short_training_table(x, y, [0.005, 0.04], steps=300)
+    assert list(short.index) == [0.005, 0.04]
+    assert short.loc[0.04, "train accuracy"] >= 0.99 > short.loc[0.005, "train accuracy"]
+    again = toy.train_toy(x, y, "logitnorm", tau=0.04, steps=300, record_every=6)
+    assert short.loc[0.04, "train accuracy"] == again.final["accuracy"] and short.loc[0.04, "seconds"] > 0
+
+
 def test_toy_figures(blobs):
     x, y = blobs
     runs = toy.train_grid(x, y, steps=20, record_every=5)
