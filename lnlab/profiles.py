@@ -28,7 +28,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from lnlab.config import TrainConfig
-from lnlab.shipped import reference_config, reference_recipes, reference_seeds, reference_taus, shipped_run
+from lnlab.shipped import (recipe_for, reference_config, reference_recipes, reference_seeds, reference_taus,
+                           shipped_run)
 
 ALL_OFFLINE_OOD = ("textures", "mnist", "tinyimagenet", "gaussian", "uniform")
 
@@ -136,7 +137,7 @@ def default_seeds(profile: str, taus: Sequence[float] = (0.04,), **overrides: An
     try:
         if profile != REFERENCE and shipped_run(make_config(profile, loss="ce", seed=0, **overrides).key()) is None:
             return [0]
-        return reference_seeds(taus=taus) or [0]
+        return reference_seeds(recipe_for(overrides.get("dataset")), taus=taus) or [0]
     except ValueError:
         return [0]
 

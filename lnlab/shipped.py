@@ -19,7 +19,7 @@ from lnlab.portable import RUN_FILE, is_portable
 from lnlab.store import MANIFEST, CacheError
 
 __all__ = ["reference_root", "reference_config", "reference_recipes", "reference_runs", "shipped_run",
-           "reference_seeds", "reference_taus", "find_portable", "check_reference_choice", "DEFAULT_RECIPE"]
+           "reference_seeds", "reference_taus", "find_portable", "recipe_for", "DEFAULT_RECIPE"]
 
 DEFAULT_RECIPE = "laptop"  # the recipe the ``reference`` profile reads when the source holds several
 VARYING = ("loss", "tau", "penalty", "smoothing", "seed")  # what may differ between the runs of one reference recipe
@@ -39,6 +39,24 @@ def reference_recipes() -> list[str]:
     base = reference_root()
     return sorted(p.name for p in base.iterdir() if p.is_dir() and any(is_portable(r) for r in p.iterdir())) \
         if base.is_dir() else []
+
+
+def recipe_for(dataset: str | None) -> str | None:
+    """The reference recipe folder whose runs were trained on ``dataset`` (None: the default recipe); the
+    default recipe when it has that dataset, else the first folder that has, else None."""
+    if dataset is None:
+        return None
+    from lnlab.data import is_registered
+
+    dataset = str(dataset).lower() if is_registered(str(dataset)) else str(dataset)
+    folders = [DEFAULT_RECIPE, *(r for r in reference_recipes() if r != DEFAULT_RECIPE)]
+    for recipe in folders:
+        if recipe in reference_recipes():
+            entries = _reference_entries(recipe)
+            if entries and entries[0]["config"]["dataset"] == dataset:
+                return recipe
+    raise ValueError(f"the reference source {reference_root()} has no runs trained on {dataset!r}; its recipes: "
+                     f"{ {r: _reference_entries(r)[0]['config']['dataset'] for r in reference_recipes()} }")
 
 
 def _recipe_folder(recipe: str | None) -> Path:
@@ -87,7 +105,10 @@ def _reference_entries(recipe: str | None = None) -> list[dict]:
 
 def reference_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
     """The ``reference`` profile: the recipe all runs of one reference recipe folder share (every field
-    but loss, τ and seed; ``ood``: the OOD sets every run stores) with ``overrides`` applied."""
+    but loss, τ and seed; ``ood``: the OOD sets every run stores) with ``overrides`` applied. Without
+    ``recipe``, a ``dataset`` override picks the folder of the runs trained on it (:func:`recipe_for`)."""
+    if recipe is None and "dataset" in overrides:
+        recipe = recipe_for(overrides["dataset"])
     entries = _reference_entries(recipe)
     if not entries:
         raise ValueError(f"{_NO_REFERENCE} (reference source: {reference_root()})")
@@ -134,24 +155,6 @@ def reference_seeds(recipe: str | None = None, taus: Sequence[float] = ()) -> li
     have = set(reference_runs(recipe))
     seeds = sorted({seed for *_, seed in have})
     return [s for s in seeds if ("ce", None, s) in have and all(("logitnorm", float(t), s) in have for t in taus)]
-
-
-def check_reference_choice(taus: Sequence[float], seeds: Sequence[int],
-                           cached: Callable[[TrainConfig], bool] = lambda config: False,
-                           recipe: str | None = None) -> None:
-    """ValueError (listing what there is) if the reference source lacks the CE run or a LogitNorm
-    run at one of ``taus`` for one of ``seeds`` (``cached(config)``: also found in the run cache)."""
-    have = set(reference_runs(recipe))
-    kinds = [("ce", None), *(("logitnorm", float(t)) for t in taus)]
-    asked = [(loss, tau, seed) for seed in seeds for loss, tau in kinds]
-    missing = [(loss, tau, seed) for loss, tau, seed in asked if (loss, tau, seed) not in have
-               and not cached(reference_config(recipe, loss=loss, seed=seed, **({} if tau is None else {"tau": tau})))]
-    if missing:
-        names = ", ".join(f"{'CE' if tau is None else f'τ={tau:g}'} seed {seed}" for _, tau, seed in missing)
-        taus_there = sorted({tau for loss, tau, _ in have if tau is not None})
-        seeds_there = sorted({seed for *_, seed in have})
-        raise ValueError(f"the reference runs ({reference_root()}) have no {names}; they hold LogitNorm τ "
-                         f"{[float(t) for t in taus_there]} and seeds {seeds_there}: pass taus and seeds among those")
 
 
 def reference_taus(recipe: str | None = None) -> list[float]:

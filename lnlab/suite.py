@@ -25,7 +25,8 @@ import nbformat
 
 from lnlab.paths import figures_root, notebooks_root, runs_root as default_runs_root
 from lnlab import profiles
-from lnlab.profiles import REFERENCE, default_seeds
+from lnlab.comparisons import bound_points, check_seeds, comparison_runs, main_pair  # noqa: F401 (notebooks: suite.*)
+from lnlab.profiles import REFERENCE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -239,116 +240,6 @@ def _train_shared_runs(parameters: dict[str, Any]) -> None:
                     data_root=parameters["data_root"], runs_root=parameters["runs_root"],
                     oods=parameters.get("oods"), progress=True, seeds=parameters.get("seeds", (0,)))
 
-
-
-def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), device: str = "auto",
-                    data_root: str | os.PathLike | None = None, runs_root: str | os.PathLike | None = None,
-                    oods: Sequence[str] | None = None, progress: bool = True,
-                    seeds: Sequence[int] | None = (0,), validation: bool = False, live: bool = False,
-                    train: bool = True) -> dict[str, Any]:
-    """Train or load (run cache) CE and one LogitNorm run per τ, each for every seed.
-
-    Returns ``{"CE": Seeds, "LogitNorm τ=<taus[0]>": Seeds, …}`` in that order: CE first, then the
-    τ values *in the order given*, so the first two entries (:func:`main_pair`) compare CE with the
-    τ the user named first. A ``Seeds`` is the list of one config's runs over ``seeds`` and reads
-    like its first run. ``device`` ``"auto"`` or None keeps the profile's device (``ci`` pins the
-    CPU); ``oods`` overrides the profile's OOD sets (an evaluation choice: cached runs are reused).
-    ``validation`` checks, before any training, that the runs keep training images out for ``"val"``.
-    Every notebook asks for the same configs, so within a suite each run is trained once.
-    Profile ``"reference"`` loads the shipped runs (:mod:`lnlab.shipped`) and never trains: ``device``
-    is ignored, and τ values or seeds the reference source lacks are a ValueError listing what it has.
-    ``seeds=None``: every seed the reference source has for these runs (the shipped runs of a recipe),
-    else seed 0. ``train=False`` never trains: runs neither cached nor shipped are left out (one line
-    says which), and a label none of whose seeds exist is dropped.
-    ``live`` shows, before the first run trains, a figure of every run's mean logit norm per epoch and its
-    test accuracy (:class:`lnlab.live.LiveNormView`), updated in place after each epoch; cached runs appear at once.
-    """
-    from lnlab.profiles import make_config
-    from lnlab.runs import Seeds, get_run, is_cached
-
-    reference = profile == REFERENCE
-    overrides: dict[str, Any] = {} if device in (None, "auto") or reference else {"device": device}
-    if data_root is not None:
-        overrides["data_root"] = str(data_root)
-    if oods is not None:
-        overrides["ood"] = tuple(oods)
-    seeds = check_seeds(default_seeds(profile, taus, **overrides) if seeds is None else seeds)
-    losses = [{"loss": "ce"}] + [{"loss": "logitnorm", "tau": float(tau)} for tau in dict.fromkeys(taus)]
-    groups = [[make_config(profile, **loss, seed=seed, **overrides) for seed in seeds] for loss in losses]
-    if validation:
-        from lnlab.splits import check_held_out
-
-        check_held_out(groups[0][0])
-    if not train:
-        found = [[c for c in configs if is_cached(c, runs_root) or _shipped(c)] for configs in groups]
-        missing = [f"{c.label()} seed {c.seed}" for configs, kept in zip(groups, found) for c in configs if c not in kept]
-        if missing:
-            print(f"not trained here (train=False), left out: {', '.join(missing)}")
-        groups = [kept for kept in found if kept]
-        if not groups:
-            return {}
-    elif reference:
-        from lnlab.shipped import check_reference_choice
-
-        check_reference_choice(taus, seeds, cached=lambda config: is_cached(config, runs_root))
-    if live:
-        from lnlab.live import LiveNormView
-
-        first = groups[0][0]
-        view = LiveNormView([g[0].label() for g in groups], ood=next(iter(first.ood), None), epochs=first.epochs)
-        load = view.show().get_run  # get_run, with the view following each run
-    else:
-        load = get_run
-    return {configs[0].label(): Seeds(load(c, root=runs_root, progress=progress, train=train and not reference)
-                                      for c in configs) for configs in groups}
-
-
-def _shipped(config: Any) -> bool:
-    """Whether the reference source holds the run of ``config``."""
-    from lnlab.shipped import shipped_run
-
-    return shipped_run(config.key()) is not None
-
-
-def check_seeds(seeds: Sequence[int] | int) -> list[int]:
-    """Seeds as a list of distinct non-negative ints (ValueError saying what to pass otherwise)."""
-    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) \
-            or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct non-negative integers, e.g. [0, 1, 2]; got {seeds}")
-    return seeds
-
-
-def main_pair(runs: dict[str, Any]) -> dict[str, Any]:
-    """CE and the LogitNorm run at the first τ of :func:`comparison_runs` (the notebooks' main comparison)."""
-    if len(runs) < 2:
-        raise ValueError("main_pair needs the CE run and at least one LogitNorm run (pass taus=[...])")
-    return dict(list(runs.items())[:2])
-
-
-def bound_points(runs: Any) -> "pd.DataFrame":
-    """Final train loss of each LogitNorm run with its τ and class count, for :func:`lnlab.plots.plot_lower_bound`.
-
-    ``runs``: the runs to draw (``{label: Run or Seeds}`` as from :func:`comparison_runs`, or a
-    list); every seed is a point. The class count is read from the run's test logits. Columns: tau,
-    num_classes, loss, label, lower_bound (Prop. 3), tight_lower_bound.
-    """
-    import pandas as pd
-
-    from lnlab.evaluate import logits_of, runs_of
-    from lnlab.losses import lower_bound, tight_lower_bound
-
-    runs = [run for group in (runs.values() if isinstance(runs, dict) else runs) for run in runs_of(group)]
-    rows = []
-    for run in runs:
-        if str(run.config.loss).lower() != "logitnorm":
-            continue
-        tau, k = float(run.config.tau), len(getattr(run, "classes", ())) or int(logits_of(run, "test").shape[1])
-        rows.append({"tau": tau, "num_classes": k, "loss": float(run.final_train_loss),
-                     "label": f"τ={tau:g} ({run.config.model}, {run.config.epochs} ep)",
-                     "lower_bound": float(lower_bound(tau, k)), "tight_lower_bound": float(tight_lower_bound(tau, k))})
-    columns = ["tau", "num_classes", "loss", "label", "lower_bound", "tight_lower_bound"]
-    return pd.DataFrame(rows, columns=columns).sort_values("tau", ignore_index=True)
 
 
 # --------------------------------------------------------------------------- stored notebooks

@@ -10,13 +10,21 @@ use ``gaussian_val`` alone. The rule: the τ whose runs have the highest validat
 averaged over those sets (ties: the lower validation FPR95). The test OOD
 sets are never read by the rule; ``tau_table`` shows them next to it, so a reader can compare the
 validated choice with the τ the test sets would have picked.
+
+Whether a pick *holds* across seeds (:func:`pick_stability`): the rule applied to each seed alone, and to
+bootstrap resamples of each candidate's seeds; the pick holds when the mean's pick also wins on most seeds
+and in at least ``HOLDS_FRACTION`` of the resamples (benchmarks/RESULTS.md, "This round's training
+protocol"). The same rule chooses any loss's hyperparameter (:func:`candidate_runs`: τ of LogitNorm, λ of the
+logit penalty, α of label smoothing), optionally among the candidates that keep the held-out accuracy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -24,15 +32,26 @@ from lnlab.evaluate import accuracy_table, ood_table, runs_of
 from lnlab.splits import VALIDATION_ID, VALIDATION_OOD_SETS
 
 VALIDATION_OOD = "gaussian_val"
+HOLDS_FRACTION = 0.8  # of bootstrap resamples the pick must win for it to hold
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def candidate_runs(runs: Mapping[str, Any], loss: str = "logitnorm") -> dict[float, str]:
+    """``{hyperparameter: label}`` of the entries of ``{label: Run or Seeds}`` trained with ``loss`` (τ for
+    LogitNorm, λ for the logit penalty, α for label smoothing), sorted by the value."""
+    found = {float(runs_of(g)[0].config.loss_parameter()): label for label, g in runs.items()
+             if runs_of(g)[0].config.loss == loss}
+    if not found:
+        name, how = {"logitnorm": ("LogitNorm", "comparison_runs(..., taus=[...]) with several τ"),
+                     "logit_penalty": ("logit penalty", "runs of several λ"),
+                     "label_smoothing": ("label smoothing", "runs of several α")}.get(loss, (loss, "several runs"))
+        raise ValueError(f"no {name} run among runs: pass {how}")
+    return dict(sorted(found.items()))
 
 
 def logitnorm_runs(runs: Mapping[str, Any]) -> dict[float, str]:
     """``{τ: label}`` of the LogitNorm entries of ``{label: Run or Seeds}``, sorted by τ."""
-    found = {float(runs_of(g)[0].config.tau): label for label, g in runs.items()
-             if runs_of(g)[0].config.loss == "logitnorm"}
-    if not found:
-        raise ValueError("no LogitNorm run among runs: pass comparison_runs(..., taus=[...]) with several τ")
-    return dict(sorted(found.items()))
+    return candidate_runs(runs, "logitnorm")
 
 
 def validation_oods(runs: Mapping[str, Any]) -> list[str]:
@@ -59,9 +78,100 @@ def validation_metrics(runs: Mapping[str, Any], score: str = "msp", per_set: boo
 
 def pick_tau(runs: Mapping[str, Any], score: str = "msp") -> float:
     """The validated τ: highest mean validation AUROC of ``score``, ties broken by the lower FPR95."""
-    labels = logitnorm_runs(runs)
-    metrics = validation_metrics({label: runs[label] for label in labels.values()}, score)
-    return min(labels, key=lambda t: (-metrics.loc[labels[t], ("auroc", "mean")], metrics.loc[labels[t], ("fpr95", "mean")]))
+    return pick(runs, "logitnorm", score)
+
+
+def pick(runs: Mapping[str, Any], loss: str = "logitnorm", score: str = "msp",
+         min_val_accuracy: float | None = None) -> float:
+    """The validated hyperparameter of ``loss`` (module docstring): the highest validation AUROC of ``score``
+    (mean over seeds), ties broken by the lower FPR95; with ``min_val_accuracy`` (%), only among the
+    candidates whose mean accuracy on the held-out images reaches it (ValueError if none does)."""
+    table = seed_table(runs, loss, score)
+    means = table.groupby("value")[["auroc", "fpr95", "val_accuracy"]].mean()
+    if min_val_accuracy is not None:
+        means = means[means["val_accuracy"] >= min_val_accuracy]
+        if means.empty:
+            raise ValueError(f"no {loss} candidate keeps {min_val_accuracy:.2f} % accuracy on the held-out images")
+    return float(min(means.index, key=lambda v: (-means.loc[v, "auroc"], means.loc[v, "fpr95"])))
+
+
+def seed_table(runs: Mapping[str, Any], loss: str = "logitnorm", score: str = "msp") -> pd.DataFrame:
+    """One row per candidate run and seed: ``value`` (its hyperparameter), ``seed``, the validation ``auroc``
+    and ``fpr95`` of ``score`` averaged over the validation OOD sets, and ``val_accuracy`` (%, held-out images)."""
+    from lnlab.metrics import ood_metrics
+    from lnlab.evaluate import score_values
+
+    labels = candidate_runs(runs, loss)
+    oods = validation_oods({label: runs[label] for label in labels.values()})
+    rows = []
+    for value, label in labels.items():
+        for run in runs_of(runs[label]):
+            id_scores = score_values(run, score, VALIDATION_ID)
+            metrics = [ood_metrics(id_scores, score_values(run, score, name)) for name in oods]
+            accuracy = (run.logits_for(VALIDATION_ID).argmax(1) == run.labels_for(VALIDATION_ID)).float().mean()
+            rows.append({"value": value, "seed": int(run.config.seed), "label": label,
+                         "auroc": 100 * float(np.mean([m["auroc"] for m in metrics])),
+                         "fpr95": 100 * float(np.mean([m["fpr95"] for m in metrics])),
+                         "val_accuracy": 100 * float(accuracy)})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Stability:
+    """How a validated pick holds across seeds (:func:`pick_stability`)."""
+
+    pick: float  # the rule on the mean over seeds
+    seed_picks: dict[int, float]  # the rule on each seed alone (seeds every candidate has)
+    bootstrap: dict[float, float]  # fraction of resamples each candidate wins
+    seeds: dict[float, list[int]]  # the seeds of each candidate
+
+    @property
+    def seed_wins(self) -> dict[float, int]:
+        """How many seeds each candidate wins alone."""
+        return {value: sum(p == value for p in self.seed_picks.values()) for value in self.bootstrap}
+
+    @property
+    def holds(self) -> bool:
+        """The mean's pick wins on most seeds and in at least ``HOLDS_FRACTION`` of the resamples."""
+        if any(len(seeds) < 2 for seeds in self.seeds.values()):
+            return False  # one seed of a candidate says nothing about its spread
+        majority = len(self.seed_picks) > 0 and self.seed_wins[self.pick] * 2 > len(self.seed_picks)
+        return majority and self.bootstrap[self.pick] >= HOLDS_FRACTION
+
+    def summary(self, symbol: str = "τ") -> str:
+        """One paragraph a reader can quote: the pick, its wins over seeds and resamples, and whether it holds."""
+        wins = ", ".join(f"{symbol} {v:g}: {n}" for v, n in self.seed_wins.items() if n)
+        boot = ", ".join(f"{symbol} {v:g}: {100 * f:.0f} %" for v, f in self.bootstrap.items() if f >= 0.005)
+        seeds = sorted({s for ss in self.seeds.values() for s in ss})
+        single = [v for v, ss in self.seeds.items() if len(ss) < 2]
+        text = (f"validation picks {symbol} = {self.pick:g} (mean over seeds {seeds}); seeds won alone "
+                f"({len(self.seed_picks)} seeds every candidate has): {wins or 'none'}; bootstrap over seeds "
+                f"({BOOTSTRAP_RESAMPLES:,} resamples): {boot}. ")
+        if single:
+            return text + f"Only one seed for {symbol} {', '.join(f'{v:g}' for v in single)}: whether the pick holds is not known."
+        return text + ("The pick holds." if self.holds else "The pick does not hold: more seeds are needed.")
+
+
+def pick_stability(runs: Mapping[str, Any], loss: str = "logitnorm", score: str = "msp",
+                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> Stability:
+    """The rule on the mean, on each seed alone, and on ``resamples`` bootstrap resamples in which each
+    candidate's seeds are drawn with replacement (independently per candidate); ties of the AUROC go to
+    the lower FPR95 on the mean and per seed."""
+    table = seed_table(runs, loss, score)
+    chosen = pick(runs, loss, score)
+    common = sorted(set.intersection(*(set(g["seed"]) for _, g in table.groupby("value"))))
+    seed_picks = {}
+    for s in common:
+        rows = table[table["seed"] == s].set_index("value")
+        seed_picks[s] = float(min(rows.index, key=lambda v: (-rows.loc[v, "auroc"], rows.loc[v, "fpr95"])))
+    rng = np.random.default_rng(seed)
+    values = sorted(table["value"].unique())
+    draws = np.stack([rng.choice(table.loc[table["value"] == v, "auroc"].to_numpy(),
+                                 size=(resamples, int((table["value"] == v).sum()))).mean(1) for v in values])
+    winners = draws.argmax(0)
+    bootstrap = {float(v): float((winners == i).mean()) for i, v in enumerate(values)}
+    seeds = {float(v): sorted(table.loc[table["value"] == v, "seed"].tolist()) for v in values}
+    return Stability(chosen, seed_picks, bootstrap, seeds)
 
 
 def choice_by_test_sets(runs: Mapping[str, Any], oods: Sequence[str], score: str = "msp") -> float:

@@ -1,0 +1,165 @@
+"""The runs a notebook compares: CE and LogitNorm at each τ, other losses, each over seeds, on one training set.
+
+``comparison_runs`` trains or loads (run cache, shipped reference runs) one group of runs per configuration —
+``{"CE": Seeds, "LogitNorm τ=0.04": Seeds, …, "Logit penalty λ=0.001": Seeds, …}`` — that every figure, table and
+explorer takes. Groups differ only in the loss and its hyperparameter; ``dataset`` picks the training set (for
+the ``reference`` profile, the recipe folder of the runs trained on it, :func:`lnlab.shipped.recipe_for`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from lnlab.profiles import REFERENCE, default_seeds
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LossSpec = dict  # {"loss": name, <its hyperparameter field>: value}, e.g. {"loss": "logit_penalty", "penalty": 1e-3}
+
+
+def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), device: str = "auto",
+                    data_root: str | os.PathLike | None = None, runs_root: str | os.PathLike | None = None,
+                    oods: Sequence[str] | None = None, progress: bool = True,
+                    seeds: Sequence[int] | None = (0,), validation: bool = False, live: bool = False,
+                    train: bool = True, dataset: str | None = None, losses: Sequence[LossSpec | str] = (),
+                    each_seeds: bool = False) -> dict[str, Any]:
+    """Train or load (run cache) CE, one LogitNorm run per τ and one run per entry of ``losses``, each for
+    every seed.
+
+    Returns ``{"CE": Seeds, "LogitNorm τ=<taus[0]>": Seeds, …}`` in that order: CE first, then the
+    τ values *in the order given*, then ``losses`` (each a loss name or ``{"loss": name, field: value}``,
+    e.g. ``{"loss": "logit_penalty", "penalty": 1e-3}``, ``"elogitnorm"``), so the first two entries
+    (:func:`main_pair`) compare CE with the τ the user named first. A ``Seeds`` is the list of one
+    config's runs over ``seeds`` and reads like its first run. ``dataset`` trains on another training set
+    (``lnlab.data.training_set_path``; default: the profile's). ``device`` ``"auto"`` or None keeps the
+    profile's device (``ci`` pins the CPU); ``oods`` overrides the profile's OOD sets (an evaluation
+    choice: cached runs are reused). ``validation`` checks, before any training, that the runs keep
+    training images out for ``"val"``. Every notebook asks for the same configs, so within a suite each run
+    is trained once. Profile ``"reference"`` loads the shipped runs (:mod:`lnlab.shipped`) and never trains:
+    ``device`` is ignored, and runs the reference source lacks are a ValueError listing what it has.
+    ``seeds=None``: every seed the reference source has for CE and every τ (the shipped runs of a recipe),
+    else seed 0; with ``each_seeds`` every seed it has for each group alone (a τ study whose τ values have
+    different seeds). ``train=False`` never trains: runs neither cached nor shipped are left out (one line
+    says which), and a label none of whose seeds exist is dropped.
+    ``live`` shows, before the first run trains, a figure of every run's mean logit norm per epoch and its
+    test accuracy (:class:`lnlab.live.LiveNormView`), updated in place after each epoch; cached runs appear at once.
+    """
+    from lnlab.profiles import make_config
+    from lnlab.runs import Seeds, get_run, is_cached
+
+    reference = profile == REFERENCE
+    overrides: dict[str, Any] = {} if device in (None, "auto") or reference else {"device": device}
+    if data_root is not None:
+        overrides["data_root"] = str(data_root)
+    if oods is not None:
+        overrides["ood"] = tuple(oods)
+    if dataset is not None:
+        overrides["dataset"] = str(dataset)
+    kinds = ([{"loss": "ce"}] + [{"loss": "logitnorm", "tau": float(tau)} for tau in dict.fromkeys(taus)]
+             + [{"loss": spec} if isinstance(spec, str) else dict(spec) for spec in losses])
+    if seeds is None and reference and each_seeds:
+        groups = [[make_config(profile, **kind, seed=seed, **overrides) for seed in _shipped_seeds(kind, overrides)]
+                  for kind in kinds]
+        groups = [configs for configs in groups if configs] or _missing(kinds, overrides)
+    else:
+        seeds = check_seeds(default_seeds(profile, taus, **overrides) if seeds is None else seeds)
+        groups = [[make_config(profile, **kind, seed=seed, **overrides) for seed in seeds] for kind in kinds]
+    if validation:
+        from lnlab.splits import check_held_out
+
+        check_held_out(groups[0][0])
+    if not train:
+        found = [[c for c in configs if is_cached(c, runs_root) or _shipped(c)] for configs in groups]
+        missing = [f"{c.label()} seed {c.seed}" for configs, kept in zip(groups, found) for c in configs if c not in kept]
+        if missing:
+            print(f"not trained here (train=False), left out: {', '.join(missing)}")
+        groups = [kept for kept in found if kept]
+        if not groups:
+            return {}
+    elif reference:
+        absent = [c for configs in groups for c in configs if not _shipped(c) and not is_cached(c, runs_root)]
+        if absent:
+            _missing(kinds, overrides, absent)
+    if live:
+        from lnlab.live import LiveNormView
+
+        first = groups[0][0]
+        view = LiveNormView([g[0].label() for g in groups], ood=next(iter(first.ood), None), epochs=first.epochs)
+        load = view.show().get_run  # get_run, with the view following each run
+    else:
+        load = get_run
+    return {configs[0].label(): Seeds(load(c, root=runs_root, progress=progress, train=train and not reference)
+                                      for c in configs) for configs in groups}
+
+
+def _shipped_seeds(kind: LossSpec, overrides: dict[str, Any]) -> list[int]:
+    """The seeds the reference recipe (of ``overrides``' dataset) has for one loss and hyperparameter."""
+    from lnlab.losses import TRAINING_LOSSES
+    from lnlab.shipped import recipe_for, reference_runs
+
+    field = TRAINING_LOSSES[kind["loss"]][1]
+    value = None if field is None else float(kind.get(field, 0.04 if field == "tau" else float("nan")))
+    have = reference_runs(recipe_for(overrides.get("dataset")))
+    return sorted(seed for loss, param, seed in have if loss == kind["loss"] and param == value)
+
+
+def _missing(kinds: list[LossSpec], overrides: dict[str, Any], absent: Sequence[Any] = ()) -> list:
+    """ValueError naming the runs the reference source lacks and listing the ones it has."""
+    from lnlab.shipped import recipe_for, reference_root, reference_runs
+
+    have = reference_runs(recipe_for(overrides.get("dataset")))
+    names = ", ".join(f"{c.label()} seed {c.seed}" for c in absent) or ", ".join(str(k) for k in kinds)
+    there = "; ".join(f"{loss}{'' if p is None else f' {p:g}'} seed {seed}" for loss, p, seed in have)
+    raise ValueError(f"the reference runs ({reference_root()}) have no {names}; they hold: {there}. "
+                     "Pass taus, losses and seeds among those")
+
+
+def _shipped(config: Any) -> bool:
+    """Whether the reference source holds the run of ``config``."""
+    from lnlab.shipped import shipped_run
+
+    return shipped_run(config.key()) is not None
+
+
+def check_seeds(seeds: Sequence[int] | int) -> list[int]:
+    """Seeds as a list of distinct non-negative ints (ValueError saying what to pass otherwise)."""
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct non-negative integers, e.g. [0, 1, 2]; got {seeds}")
+    return seeds
+
+
+def main_pair(runs: dict[str, Any]) -> dict[str, Any]:
+    """CE and the LogitNorm run at the first τ of :func:`comparison_runs` (the notebooks' main comparison)."""
+    if len(runs) < 2:
+        raise ValueError("main_pair needs the CE run and at least one LogitNorm run (pass taus=[...])")
+    return dict(list(runs.items())[:2])
+
+
+def bound_points(runs: Any) -> "pd.DataFrame":
+    """Final train loss of each LogitNorm run with its τ and class count, for :func:`lnlab.plots.plot_lower_bound`.
+
+    ``runs``: the runs to draw (``{label: Run or Seeds}`` as from :func:`comparison_runs`, or a
+    list); every seed is a point. The class count is read from the run's test logits. Columns: tau,
+    num_classes, loss, label, lower_bound (Prop. 3), tight_lower_bound.
+    """
+    import pandas as pd
+
+    from lnlab.evaluate import logits_of, runs_of
+    from lnlab.losses import lower_bound, tight_lower_bound
+
+    runs = [run for group in (runs.values() if isinstance(runs, dict) else runs) for run in runs_of(group)]
+    rows = []
+    for run in runs:
+        if str(run.config.loss).lower() != "logitnorm":
+            continue
+        tau, k = float(run.config.tau), len(getattr(run, "classes", ())) or int(logits_of(run, "test").shape[1])
+        rows.append({"tau": tau, "num_classes": k, "loss": float(run.final_train_loss),
+                     "label": f"τ={tau:g} ({run.config.model}, {run.config.epochs} ep)",
+                     "lower_bound": float(lower_bound(tau, k)), "tight_lower_bound": float(tight_lower_bound(tau, k))})
+    columns = ["tau", "num_classes", "loss", "label", "lower_bound", "tight_lower_bound"]
+    return pd.DataFrame(rows, columns=columns).sort_values("tau", ignore_index=True)
