@@ -55,6 +55,7 @@ class DatasetInfo:
     tv_marker: str = ""  # file or folder torchvision creates in its root once downloaded
     synthetic: bool = False
     train_per_class: int | None = None  # training images per class (in-distribution sets with balanced classes)
+    test_per_class: int | None = None  # test images per class
     overlaps: tuple[str, ...] = ()  # in-distribution sets this set shares images or classes with: never OOD for them
     near_ood: str | None = None  # an in-distribution set's own near-OOD set (shares neither images nor classes)
 
@@ -84,12 +85,13 @@ DATASETS: dict[str, DatasetInfo] = {
     for d in [
         DatasetInfo("cifar10", IN_DISTRIBUTION, "CIFAR-10, 10 classes (paper's main ID set)", False, "CIFAR10",
                     _tv_splits({"train": True}, {"train": False}), "www.cs.toronto.edu", "cifar-10-batches-py",
-                    train_per_class=5000),
+                    train_per_class=5000, test_per_class=1000),
         DatasetInfo("cifar100", IN_DISTRIBUTION, "CIFAR-100, 100 classes; near-OOD for CIFAR-10", True, "CIFAR100",
                     _tv_splits({"train": True}, {"train": False}), "www.cs.toronto.edu", "cifar-100-python",
-                    train_per_class=500),
+                    train_per_class=500, test_per_class=100),
         DatasetInfo("tinyimagenet100", IN_DISTRIBUTION, "Tiny ImageNet, 100 of its 200 classes at 32x32 (k = 100; "
-                    "pack: shared data README)", train_per_class=500, near_ood="tinyimagenet100-other"),
+                    "pack: shared data README)", train_per_class=500, test_per_class=50,
+                    near_ood="tinyimagenet100-other"),
         DatasetInfo("svhn", OOD, "SVHN test digits (far-OOD)", False, "SVHN",
                     {"test": [{"split": "test"}]}, "ufldl.stanford.edu", "test_32x32.mat"),
         DatasetInfo("textures", OOD, "DTD textures, all 47 classes (far-OOD)", False, "DTD",
@@ -243,6 +245,18 @@ def is_registered(name: str) -> bool:
     return str(name).lower() in DATASETS
 
 
+DISPLAY_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet100": "Tiny ImageNet-100",
+                 "tinyimagenet": "Tiny ImageNet", "tinyimagenet100-other": "Tiny ImageNet, other 100 classes",
+                 "textures": "Textures", "mnist": "MNIST", "svhn": "SVHN", "gaussian": "Gaussian noise",
+                 "uniform": "uniform noise"}
+
+
+def display_name(name: str) -> str:
+    """How figures and tables name a set: ``"CIFAR-10"``; a user's set by its file or folder name."""
+    key = str(name).lower()
+    return DISPLAY_NAMES.get(key, key if is_registered(key) else Path(str(name)).stem or str(name))
+
+
 def in_distribution_names() -> list[str]:
     return [n for n, d in DATASETS.items() if d.role == IN_DISTRIBUTION]
 
@@ -282,12 +296,13 @@ def dataset_fingerprint(name: str, root: str | os.PathLike | None = None) -> str
     return None if is_registered(name) else _labelled.fingerprint(training_set_path(name, root))
 
 
-def images_per_class(name: str, root: str | os.PathLike | None = None) -> int:
-    """Training images of the smallest class of a training set (registered sets: their registry entry)."""
+def images_per_class(name: str, root: str | os.PathLike | None = None, split: str = "train") -> int:
+    """Images of the smallest class in a split of a training set (registered sets: their registry entry)."""
     info = DATASETS.get(str(name).lower())
-    if info is not None and info.train_per_class:
-        return info.train_per_class
-    labels = load_dataset(name, "train", root=root, labelled=True).labels
+    known = None if info is None else info.train_per_class if split == "train" else info.test_per_class
+    if known:
+        return known
+    labels = load_dataset(name, split, root=root, labelled=True).labels
     return int(torch.bincount(labels)[torch.bincount(labels) > 0].min())
 
 

@@ -89,9 +89,14 @@ def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None,
 
     ``folder`` defaults to :func:`lnlab.paths.figures_root` (``$LNLAB_FIGURES`` or ``figures/``).
     By convention ``name`` is ``"<notebook-stem>_<figure>"``, e.g. ``"01_logit_norm_growth_norm"``.
+    With ``$LNLAB_STRICT_LAYOUT=1`` a figure whose texts overlap is refused (:mod:`lnlab.layout`).
     """
     if not name or os.sep in name or "/" in name:
         raise ValueError(f"name must be a plain file stem like '01_logit_norm_growth_norm', got {name!r}")
+    from lnlab.layout import check_layout
+
+    with matplotlib.rc_context(_STYLE):
+        check_layout(fig, name)  # $LNLAB_STRICT_LAYOUT=1: no two texts overlap (the suite's layout test)
     target = figures_root(folder)
     paths = []
     for fmt in formats:
@@ -207,7 +212,8 @@ def _drawable_sets(frames: Mapping[str, pd.DataFrame], members: Mapping[str, Seq
 
 
 def recipe_line(runs: Any) -> str | None:
-    """The recipe and seeds a figure shows, e.g. ``"laptop recipe: airnet, 30 epochs, cpu · seeds 0, 1, 2"``.
+    """The training set, recipe and seeds a figure shows, e.g.
+    ``"CIFAR-10, laptop recipe: airnet, 60 epochs, cpu · seeds 0, 1, 2"``.
 
     ``runs``: ``{label: Run or Seeds}``, a list of Runs, one Run or ``Seeds``. The profile is named when
     the run's training fields are exactly a profile's (:mod:`lnlab.profiles`); the device is the one the
@@ -220,15 +226,20 @@ def recipe_line(runs: Any) -> str | None:
     if not members:
         return None
     recipes = " | ".join(dict.fromkeys(_recipe(run) for run in members))
-    seeds = sorted({int(run.config.seed) for run in members})
-    return f"{recipes} · seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+    seeds = sorted({int(run.config.seed) for run in members if run.config.seed is not None})  # None: not known
+    return f"{recipes} · seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}" if seeds else recipes
 
 
 def _recipe(run: Any) -> str:
     config = run.config
+    if callable(getattr(config, "recipe", None)):  # a network lnlab did not train describes itself (lnlab.foreign)
+        return config.recipe()
+    from lnlab.data import display_name
+
     device = (getattr(run, "provenance", None) or {}).get("device") or config.resolved_device()
     profile = _profile_of(config)
-    return f"{profile + ' ' if profile else ''}recipe: {config.model}, {config.epochs} epochs, {device}"
+    return (f"{display_name(config.dataset)}, {profile + ' ' if profile else ''}recipe: {config.model}, "
+            f"{config.epochs} epochs, {device}")
 
 
 def _profile_of(config: Any) -> str | None:
@@ -236,7 +247,8 @@ def _profile_of(config: Any) -> str | None:
     from lnlab.config import EVALUATION_FIELDS
     from lnlab.profiles import PROFILES, make_config
 
-    own = {name: getattr(config, name) for name in ("loss", "tau", "seed", "device", "data_root", *EVALUATION_FIELDS)}
+    own = {name: getattr(config, name) for name in ("dataset", "loss", "tau", "penalty", "smoothing", "seed", "device",
+                                                     "data_root", *EVALUATION_FIELDS)}
     for name in PROFILES:
         try:
             if make_config(name, **own) == config:
@@ -492,10 +504,12 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
             ax_bound.plot(taus, _above(lower_bound(taus, k), y_floor), color=c, linestyle="--")
             ax_cap.plot(taus, confidence_cap(taus, k, tight=True), color=c)
             ax_cap.plot(taus, confidence_cap(taus, k, tight=False), color=c, linestyle="--")
-        ax_bound.set(xscale="log", yscale="log", xlim=(taus.min(), taus.max()), ylim=(y_floor, None),
+        # the τ range padded by 25 % so that the first x tick label leaves the corner to the y tick labels
+        xlim = (taus.min() / 1.25, taus.max() * 1.25)
+        ax_bound.set(xscale="log", yscale="log", xlim=xlim, ylim=(y_floor, None),
                      xlabel="temperature τ (unitless)",
                      ylabel="min. LogitNorm loss (nats)", title="loss floor vs τ")
-        ax_cap.set(xscale="log", xlim=(taus.min(), taus.max()), ylim=(0, 1.03), xlabel="temperature τ (unitless)",
+        ax_cap.set(xscale="log", xlim=xlim, ylim=(0, 1.03), xlabel="temperature τ (unitless)",
                    ylabel="max. softmax confidence (probability)", title="confidence cap at the optimum")
         handles = ax_bound.get_legend_handles_labels()[0]
         handles += [Line2D([], [], color="0.3", label="tight bound (simplex)"),
@@ -694,7 +708,7 @@ def snapshot_metrics(runs: Mapping[str, Any] | Iterable[Any], oods: Sequence[str
                     values[name] = _to_numpy(score(score_name, logits, **kwargs))
                 if "test" not in values:
                     continue
-                seed = int(run.config.seed)
+                seed = int(run.config.seed) if run.config.seed is not None else group.index(run)  # None: not known
                 for name, scores in values.items():
                     rows.append((label, seed, epoch, name, "mean_score", float(scores.mean())))
                     if name != "test":
@@ -757,7 +771,7 @@ def plot_metrics_vs_epoch(runs: Mapping[str, Any] | Iterable[Any] | pd.DataFrame
                     ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
                 ax.set_xticks(epochs)
             axes[0, j].set_title(f"OOD: {name}")
-            axes[-1, j].set_xlabel("epoch (with stored logits)")
+            axes[-1, j].set_xlabel("epoch")  # ticks: the epochs whose logits the runs store
         for i, (_, _, ylabel) in enumerate(panels):
             axes[i, 0].set_ylabel(ylabel)
         handles = list(_unique_handles(axes.flat).values())
@@ -767,50 +781,6 @@ def plot_metrics_vs_epoch(runs: Mapping[str, Any] | Iterable[Any] | pd.DataFrame
             handles.append(Patch(color="0.6", alpha=0.4, label=f"range over {seeds} seeds"))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False)
         _subtitle(fig, subtitle)
-    return fig
-
-
-# --------------------------------------------------------------------------- τ study
-
-
-def plot_tau_study(table: pd.DataFrame, oods: Sequence[str], chosen: float | None = None,
-                   by_test: float | None = None, width: float = DOUBLE_COLUMN) -> Figure:
-    """Accuracy, ECE, validation AUROC and test AUROC / FPR95 against τ (log axis), CE as a dashed line.
-
-    ``table``: :func:`lnlab.tau.tau_table` (one row per run; ``_std`` columns give error bars over
-    seeds). ``chosen`` marks the τ picked on validation data (solid line), ``by_test`` the τ the
-    test OOD sets would pick (dotted), for comparison.
-    """
-    panels = [("accuracy", "ID test accuracy"), ("ece", "ECE, 15 bins"),
-              ("val_auroc", "validation AUROC (held-out ID vs noise)"),
-              ("auroc", "test AUROC of MSP"), ("fpr95", "test FPR95 of MSP (lower is better)")]
-    ln = table[table["tau"].notna()].sort_values("tau")
-    ce = table[table["tau"].isna()]
-    with paper_style():
-        fig, axes = new_figure(3, 2, width=width, height=4.4)
-        palette = colors(len(oods) + 1)
-        for ax, (column, title) in zip(axes.flat, panels):
-            series = [(f"{o}_{column}", o, c) for o, c in zip([*oods, "mean"], palette)] \
-                if column in ("auroc", "fpr95") else [(column, None, "black")]
-            for key, label, color in series:
-                lw = 2.0 if label in (None, "mean") else 1.0
-                ax.errorbar(ln["tau"], ln[key], yerr=ln[f"{key}_std"].fillna(0), color=color, marker="o",
-                            markersize=3, linewidth=lw, capsize=2, label=label)
-                if not ce.empty:
-                    ax.axhline(float(ce[key].iloc[0]), color=color, linestyle="--", linewidth=0.8)
-            for tau, style in ((chosen, "-"), (by_test, ":")):
-                if tau is not None:
-                    ax.axvline(tau, color="0.3", linestyle=style, linewidth=1.2)
-            ax.set(xscale="log", xlabel="temperature τ", ylabel="%", title=title)
-        handles, _ = axes.flat[3].get_legend_handles_labels()
-        handles += [Line2D([], [], color="0.3", linestyle="--", label="CE (no τ), same colour"),
-                    Line2D([], [], color="0.3", linestyle="-", label=f"τ picked on validation ({chosen:g})"
-                           if chosen is not None else "τ picked on validation"),
-                    Line2D([], [], color="0.3", linestyle=":", label=f"τ the test sets would pick ({by_test:g})"
-                           if by_test is not None else "τ the test sets would pick")]
-        legend_ax = axes.flat[-1]
-        legend_ax.axis("off")
-        legend_ax.legend(handles=handles, loc="center", frameon=False, title="OOD set (test panels)")
     return fig
 
 

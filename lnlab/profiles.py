@@ -37,13 +37,17 @@ ALL_OFFLINE_OOD = ("textures", "mnist", "tinyimagenet", "gaussian", "uniform")
 # validation ("val"), turned into ``subset_per_class`` for the run's training set by ``make_config``
 # (CIFAR-10: 5,000 − 500 = 4,500 per class; tinyimagenet100: 450).
 HOLDOUT = "holdout"
-DEFAULT_HOLDOUT = 0.1  # the least a profile that trains on a subset leaves out (ci, quick on a small set)
+# Profile entries too: the fractions of every class a small profile trains on and tests on (ci: 10 %, i.e. 500
+# and 100 CIFAR-10 images per class), so that it costs the same on a training set of any size; it always
+# leaves at least DEFAULT_HOLDOUT of each class out for validation.
+TRAIN_FRACTION, TEST_FRACTION = "train_fraction", "test_fraction"
+DEFAULT_HOLDOUT = 0.1
 
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {
         "model": "fastnet", "model_width": 32, "epochs": 10, "batch_size": 64, "lr": 0.1,
         "warmup_epochs": 1, "schedule": "cosine",
-        "subset_per_class": 500, "test_subset_per_class": 100, "norm_subset": 500,
+        TRAIN_FRACTION: 0.1, TEST_FRACTION: 0.1, "norm_subset": 500,  # CIFAR-10: 500 / 100 per class
         "ood": ("textures", "mnist", "tinyimagenet", "gaussian"), "ood_limit": 500,
         "device": "cpu",
     },
@@ -53,7 +57,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "model": "fastnet", "model_width": 32, "epochs": 30, "batch_size": 64, "lr": 0.1,
         "weight_decay": 2e-3, "warmup_epochs": 3, "schedule": "cosine",
-        "subset_per_class": 1000, "test_subset_per_class": 200, "norm_subset": 1000,
+        TRAIN_FRACTION: 0.2, TEST_FRACTION: 0.2, "norm_subset": 1000,  # CIFAR-10: 1,000 / 200 per class
         "ood": ("textures", "mnist", "tinyimagenet", "gaussian"), "ood_limit": 1000,
         "device": "auto",
     },
@@ -94,24 +98,26 @@ def make_config(profile: str = "ci", **overrides: Any) -> TrainConfig:
 
 
 def _for_training_set(profile: dict[str, Any], values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """A profile carried over to the run's training set: its held-out fraction as ``subset_per_class`` (a
-    profile with a fixed subset keeps it unless that leaves less than ``DEFAULT_HOLDOUT`` out) and
-    its OOD sets without those that share images or classes with the training set (replaced by the set's
-    own near-OOD set, ``lnlab.data.default_ood_for``), unless the caller set those fields."""
+    """A profile carried over to the run's training set (unless the caller set the fields): its held-out
+    fraction (``HOLDOUT``) or its training fraction (``TRAIN_FRACTION``, never more than leaves
+    ``DEFAULT_HOLDOUT`` out) as ``subset_per_class``, its test fraction as ``test_subset_per_class``, and its
+    OOD sets without those that share images or classes with the training set (replaced by the set's own
+    near-OOD set, ``lnlab.data.default_ood_for``)."""
     from lnlab.data import default_ood_for, images_per_class
 
-    dataset = values.get("dataset", "cifar10")
-    fraction = values.pop(HOLDOUT, None)
+    dataset, root = values.get("dataset", "cifar10"), values.get("data_root")
+    holdout, train, test = (values.pop(name, None) for name in (HOLDOUT, TRAIN_FRACTION, TEST_FRACTION))
     changes: dict[str, Any] = {}
-    if "subset_per_class" not in overrides and (fraction is not None or profile.get("subset_per_class")):
-        per_class = images_per_class(dataset, values.get("data_root"))
-        held = max(1, round((fraction or DEFAULT_HOLDOUT) * per_class))
+    if "subset_per_class" not in overrides and (holdout or train):
+        per_class = images_per_class(dataset, root)
+        held = max(1, round((holdout or DEFAULT_HOLDOUT) * per_class))
         if per_class - held < 1:
             raise ValueError(f"training set {dataset!r} has {per_class} images in its smallest class: too few to hold "
                              "some out for validation; add images or pass subset_per_class")
-        # a profile that trains on a subset keeps it, but never the images validation needs
-        changes["subset_per_class"] = per_class - held if fraction is not None else min(
-            profile["subset_per_class"], per_class - held)
+        changes["subset_per_class"] = per_class - held if holdout else min(max(1, round(train * per_class)),
+                                                                             per_class - held)
+    if "test_subset_per_class" not in overrides and test:
+        changes["test_subset_per_class"] = max(1, round(test * images_per_class(dataset, root, split="test")))
     if "ood" not in overrides and "ood" in profile:
         changes["ood"] = default_ood_for(dataset, tuple(profile["ood"]))
     return changes

@@ -124,6 +124,7 @@ class Stability:
     seed_picks: dict[int, float]  # the rule on each seed alone (seeds every candidate has)
     bootstrap: dict[float, float]  # fraction of resamples each candidate wins
     seeds: dict[float, list[int]]  # the seeds of each candidate
+    table: pd.DataFrame | None = None  # :func:`seed_table`: each candidate's validation metrics per seed
 
     @property
     def seed_wins(self) -> dict[float, int]:
@@ -171,7 +172,20 @@ def pick_stability(runs: Mapping[str, Any], loss: str = "logitnorm", score: str 
     winners = draws.argmax(0)
     bootstrap = {float(v): float((winners == i).mean()) for i, v in enumerate(values)}
     seeds = {float(v): sorted(table.loc[table["value"] == v, "seed"].tolist()) for v in values}
-    return Stability(chosen, seed_picks, bootstrap, seeds)
+    return Stability(chosen, seed_picks, bootstrap, seeds, table)
+
+
+def stability_table(stability: Stability) -> pd.DataFrame:
+    """One row per candidate: its seeds, the validation AUROC of each seed and their mean ± std, how many seeds
+    it wins alone and its share of the bootstrap resamples (%), and whether it is the pick."""
+    rows = []
+    for value, group in stability.table.groupby("value"):
+        row = {"value": value, "seeds": len(group), "val_auroc_mean": group["auroc"].mean(),
+               "val_auroc_std": group["auroc"].std(), "seeds_won": stability.seed_wins.get(value, 0),
+               "bootstrap_wins_%": 100 * stability.bootstrap.get(value, 0.0), "picked": value == stability.pick}
+        row.update({f"seed {int(s)}": a for s, a in zip(group["seed"], group["auroc"])})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("value").round(2)
 
 
 def choice_by_test_sets(runs: Mapping[str, Any], oods: Sequence[str], score: str = "msp") -> float:
@@ -182,8 +196,11 @@ def choice_by_test_sets(runs: Mapping[str, Any], oods: Sequence[str], score: str
 
 
 def tau_table(runs: Mapping[str, Any], oods: Sequence[str], score: str = "msp", n_bins: int = 15) -> pd.DataFrame:
-    """One row per run (CE and each τ): accuracy, ECE, validation AUROC / FPR95 and test AUROC / FPR95
-    per OOD set and their mean, in % (``_std`` columns: spread over seeds)."""
+    """One row per run (CE and each τ): accuracy, ECE (``ece``: the whole test set; ``ece_eval`` and
+    ``ece_scaled``: the eval half before and after temperature scaling fitted on the other half,
+    :mod:`lnlab.calibration`), validation AUROC / FPR95 and test AUROC / FPR95 per OOD set and their mean,
+    in % (``_std`` columns: spread over seeds)."""
+    from lnlab.calibration import calibrate
     from lnlab.metrics import ece
 
     test = ood_table(runs, scores=[score], oods=oods)
@@ -195,9 +212,14 @@ def tau_table(runs: Mapping[str, Any], oods: Sequence[str], score: str = "msp", 
         config = members[0].config
         errs = pd.Series([100 * ece(torch.softmax(r.logits_for("test"), 1), r.labels_for("test"), n_bins)
                           for r in members])
+        calibrated = [calibrate(r.logits_for("test"), r.labels_for("test")) for r in members]
+        raw = pd.Series([100 * c.ece(scaled=False, n_bins=n_bins) for c in calibrated])
+        scaled = pd.Series([100 * c.ece(scaled=True, n_bins=n_bins) for c in calibrated])
         row = {"run": label, "tau": config.tau if config.loss == "logitnorm" else float("nan"), "seeds": len(members),
                "accuracy": accuracy.loc[label, "accuracy_mean"], "accuracy_std": accuracy.loc[label, "accuracy_std"],
                "ece": errs.mean(), "ece_std": errs.std(),
+               "ece_eval": raw.mean(), "ece_eval_std": raw.std(), "ece_scaled": scaled.mean(),
+               "ece_scaled_std": scaled.std(),
                "val_auroc": val.loc[label, ("auroc", "mean")], "val_auroc_std": val.loc[label, ("auroc", "std")],
                "val_fpr95": val.loc[label, ("fpr95", "mean")], "val_fpr95_std": val.loc[label, ("fpr95", "std")]}
         for ood in [*oods, "mean"]:

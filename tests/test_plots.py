@@ -223,15 +223,15 @@ def test_recipe_line_names_profile_recipe_and_seeds():
     from lnlab.runs import Seeds
 
     ci = Seeds([_run("ce", seed=s, profile="ci") for s in range(3)])
-    assert plots.recipe_line({"CE": ci}) == "ci recipe: fastnet, 10 epochs, cpu · seeds 0, 1, 2"
-    assert plots.recipe_line(ci[1]) == "ci recipe: fastnet, 10 epochs, cpu · seed 1"
+    assert plots.recipe_line({"CE": ci}) == "CIFAR-10, ci recipe: fastnet, 10 epochs, cpu · seeds 0, 1, 2"
+    assert plots.recipe_line(ci[1]) == "CIFAR-10, ci recipe: fastnet, 10 epochs, cpu · seed 1"
     changed = _run("ce", profile="ci", weight_decay=1e-3)  # not a profile's recipe any more: no profile name
-    assert plots.recipe_line([changed]) == "recipe: fastnet, 10 epochs, cpu · seed 0"
+    assert plots.recipe_line([changed]) == "CIFAR-10, recipe: fastnet, 10 epochs, cpu · seed 0"
     assert plots.recipe_line({"CE": logits("ce")}) is None  # plain data: nothing to state
     fig = plots.plot_runs_norm_vs_epoch({"CE": ci}, splits=("test",))
-    assert fig.get_suptitle() == "ci recipe: fastnet, 10 epochs, cpu · seeds 0, 1, 2"
+    assert fig.get_suptitle() == "CIFAR-10, ci recipe: fastnet, 10 epochs, cpu · seeds 0, 1, 2"
     fig = plots.plot_runs_histograms({"CE": ci}, "textures")
-    assert fig.get_suptitle() == "ci recipe: fastnet, 10 epochs, cpu · seed 0"  # histograms show the first seed
+    assert fig.get_suptitle() == "CIFAR-10, ci recipe: fastnet, 10 epochs, cpu · seed 0"  # histograms show the first seed
 
 
 def test_effective_norm_is_one_over_tau_for_logitnorm_and_the_raw_norm_for_ce():

@@ -96,7 +96,9 @@ def test_profiles_carry_over_to_another_training_set(tmp_path):
     own = make_config("laptop", dataset=str(folder))
     assert own.subset_per_class == 18  # 20 training images per class (5 went to test), 2 held out
     assert make_config("laptop", dataset=str(folder), subset_per_class=10).subset_per_class == 10
-    assert make_config("ci").subset_per_class == 500 and make_config("ci", dataset="tinyimagenet100").subset_per_class == 450
+    assert make_config("ci").subset_per_class == 500 and make_config("ci").test_subset_per_class == 100
+    small = make_config("ci", dataset="tinyimagenet100")  # ci trains on 10 % of each class, tests on 10 %
+    assert (small.subset_per_class, small.test_subset_per_class) == (50, 5)
 
 
 def test_a_user_set_enters_the_cache_key_by_its_content(tmp_path):
@@ -114,8 +116,8 @@ def test_a_user_set_enters_the_cache_key_by_its_content(tmp_path):
 def test_a_run_trains_on_a_folder_with_a_head_of_k_classes_and_validation_sets(tmp_path):
     folder = write_folder(tmp_path / "bugs", per_class=30)
     config = make_config("ci", dataset=str(folder), epochs=2, batch_size=16, test_subset_per_class=None,
-                         norm_subset=30, ood=("gaussian",), ood_limit=40)
-    assert config.subset_per_class == 22  # ci trains on 500 per class: capped to hold 10 % of the 24 out
+                         norm_subset=30, ood=("gaussian",), ood_limit=40, subset_per_class=22)
+    assert make_config("ci", dataset=str(folder)).subset_per_class == 2  # ci trains on 10 % of each class's 24
     data = load_train_data(config)
     assert data.num_classes == 3 and "val" in tracked_sets(config) and len(data.eval_images["val"]) == 6
     result = train(config, progress=False)
