@@ -71,6 +71,9 @@ _EXPORTS: dict[str, str] = {
     "accuracy_table": "evaluate",
     "Seeds": "runs",
     "pick_tau": "tau",
+    # a network lnlab did not train: as a run, and the norm record of its own training loop
+    "load_network": "foreign",
+    "NormRecorder": "recorder",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

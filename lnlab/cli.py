@@ -3,6 +3,8 @@
     lnlab train --profile ci --loss logitnorm --tau 0.04
     lnlab eval  --profile ci --loss logitnorm --tau 0.04 --scores msp energy --ood svhn mnist gaussian
     lnlab sweep --profile ci --taus 0.01 0.02 0.04 0.1 --seeds 0 1 2 --parallel 2
+    lnlab sweep --profile laptop --dataset path/to/class_folders --taus 0.01 0.04 --seeds 0 1 2
+    lnlab train --profile ci --loss logit_penalty --penalty 1e-3
     lnlab figures --profile quick --output figures/
     lnlab export runs/<key> --to shared/     (history + logits, no weights)
     lnlab import shared/                     (into the run cache; --profile reference reads lnlab/reference/)
@@ -65,8 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="ID side: the test set, or held-out training images (validation)")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("sweep", help="a CE run plus one LogitNorm run per tau (each per seed), several at once "
-                       "on Ray, with a summary table")
+    p = sub.add_parser("sweep", help="a CE run plus one LogitNorm run per tau (and other losses), each per seed, "
+                       "several at once on Ray; ends with a summary table and the τ validation picks, with its "
+                       "stability over seeds")
     _run_args(p, loss=False)
     p.add_argument("--taus", nargs="+", type=float, default=[0.01, 0.02, 0.04, 0.1])
     p.add_argument("--parallel", type=int, default=None,
@@ -85,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", nargs="+", default=None, help="subset, e.g. 01 03_lower_bound")
     p.add_argument("--taus", nargs="+", type=float, default=[0.04],
                    help="LogitNorm temperatures; the first is compared with CE (default 0.04)")
+    p.add_argument("--sweep-taus", nargs="+", type=float, default=None,
+                   help="the τ grid of notebook 04's study (default: 0.005 0.01 0.02 0.04 0.1; reference: every τ "
+                        "shipped)")
+    p.add_argument("--dataset", default=None,
+                   help="training set of the runs (registered name, pack or class folder; default: the profile's, "
+                        "CIFAR-10); the reference profile reads the shipped runs of that set")
     p.add_argument("--seeds", nargs="+", type=int, default=None,
                    help="seeds of every run (default: every seed the reference runs have, else 0)")
     p.add_argument("--data", default=None, help="dataset root (default $LNLAB_DATA or data/)")
@@ -119,11 +128,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default=None,
                    help="architecture of a state_dict: one of lnlab's (airnet, fastnet, resnet18, wrn40_2) or a "
                         "torchvision classification model (torchvision:resnet18 where lnlab has the name)")
-    p.add_argument("--dataset", default="cifar10", help="its training set: the test split gives labels (default cifar10)")
+    p.add_argument("--dataset", default="cifar10",
+                   help="its training set: the test split gives labels (default cifar10)")
     p.add_argument("--ood", nargs="+", default=None,
                    help="OOD sets: registered names, your own <data root>/NAME.npz or NAME/ folder, or paths "
                         "(default: textures mnist tinyimagenet gaussian, those available here)")
-    p.add_argument("--scores", nargs="+", default=["msp", "energy"], help="scores (see lnlab.scores), default msp energy")
+    p.add_argument("--scores", nargs="+", default=["msp", "energy"],
+                   help="scores (see lnlab.scores), default msp energy")
     p.add_argument("--mean", nargs=3, type=float, default=None, metavar=("R", "G", "B"),
                    help="the Normalize(mean, std) the network was trained with (default: none, images in [0, 1])")
     p.add_argument("--std", nargs=3, type=float, default=None, metavar=("R", "G", "B"))
@@ -141,17 +152,30 @@ def _parser() -> argparse.ArgumentParser:
                    help="load a whole pickled nn.Module (torch.load weights_only=False): UNSAFE, unpickling runs any "
                         "code the file contains; only for a file you trust")
     p.add_argument("--data", default=None, help="dataset root (default $LNLAB_DATA or data/)")
-    p.add_argument("--runs", default=None, help="run-cache root, where its logits are cached (default $LNLAB_RUNS or runs/)")
+    p.add_argument("--runs", default=None,
+                   help="run-cache root, where its logits are cached (default $LNLAB_RUNS or runs/)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_cmd_inspect)
     return parser
 
 
 def _run_args(p: argparse.ArgumentParser, loss: bool = True) -> None:
+    from lnlab.config import LOSSES
+
     p.add_argument("--profile", default="ci", help="ci | quick | laptop | paper | reference (lnlab.profiles)")
+    p.add_argument("--dataset", default=None,
+                   help="training set: a registered name (cifar10, cifar100, tinyimagenet100), a pack .npz, or a "
+                        "folder of class sub-folders <root>/<class>/*.png (with train/ and test/, or split per class); "
+                        "default: the profile's (cifar10)")
     if loss:
-        p.add_argument("--loss", default="ce", help="ce | logitnorm")
-        p.add_argument("--tau", type=float, default=None, help="LogitNorm temperature (default 0.04)")
+        p.add_argument("--loss", default="ce", help=" | ".join(LOSSES) + " (lnlab.losses)")
+        p.add_argument("--tau", type=float, default=None, help="LogitNorm temperature τ (default 0.04)")
+    else:
+        p.add_argument("--loss", nargs="+", default=[], choices=[n for n in LOSSES if n not in ("ce", "logitnorm")],
+                       help="other losses to train beside CE and the τ grid, each per seed (their λ / α: --penalty, "
+                            "--smoothing)")
+    p.add_argument("--penalty", type=float, default=None, help="logit penalty λ of CE + λ‖f‖² (default 1e-3)")
+    p.add_argument("--smoothing", type=float, default=None, help="label smoothing α (default 0.1)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the profile's)")
     p.add_argument("--seeds", nargs="+", type=int, default=None,
@@ -168,8 +192,9 @@ def _configs(args: argparse.Namespace, **fixed: Any) -> list:
     from lnlab.profiles import make_config
     from lnlab.suite import check_seeds
 
-    overrides = {"epochs": args.epochs, "device": args.device, "data_root": args.data,
-                 "loss": getattr(args, "loss", None), "tau": getattr(args, "tau", None)}
+    overrides = {"epochs": args.epochs, "device": args.device, "data_root": args.data, "dataset": args.dataset,
+                 "loss": getattr(args, "loss", None), "tau": getattr(args, "tau", None), "penalty": args.penalty,
+                 "smoothing": args.smoothing}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -283,7 +308,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from lnlab.sweep import run_sweep
 
     _not_reference(args)
-    groups = [_configs(args, loss="ce")] + [_configs(args, loss="logitnorm", tau=t) for t in args.taus]
+    groups = ([_configs(args, loss="ce")] + [_configs(args, loss="logitnorm", tau=t) for t in args.taus]
+              + [_configs(args, loss=name) for name in args.loss])
     oods = _available_oods(groups[0][0], None)
     groups = [[c.replace(ood=tuple(oods)) for c in configs] for configs in groups]
     result = run_sweep([c for configs in groups for c in configs], root=args.runs, parallel=args.parallel,
@@ -303,21 +329,42 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                  "cached": all(r.key not in result.trained for r in group)} for label, group in runs.items()]
         print(f"profile {args.profile}: % (mean ± std over seeds); OOD metrics are means over {oods}")
         print(pd.DataFrame(rows).to_string(index=False))
+        _print_tau_choice(args, runs)
     if result.failures:
         print(f"lnlab: {len(result.failures)} of the sweep's runs failed (the [sweep] FAILED lines above)",
               file=sys.stderr)
     return 1 if result.failures else 0
 
 
+def _print_tau_choice(args: argparse.Namespace, runs: dict) -> None:
+    """The τ validation picks (held-out images vs the validation OOD sets, lnlab.tau), how stable it is over the
+    seeds, and the command that draws these runs in notebook 04."""
+    from lnlab.tau import pick_stability
+
+    first = next(iter(runs.values()))[0].config
+    if first.subset_per_class is None or sum(r[0].config.loss == "logitnorm" for r in runs.values()) < 1:
+        print("no validation pick: the runs hold no training images out (pass a profile that does, e.g. laptop)")
+        return
+    print(pick_stability(runs).summary())
+    seeds = sorted({r.config.seed for group in runs.values() for r in group})
+    command = ["lnlab figures", f"--profile {args.profile}", "--notebooks 04",
+               f"--sweep-taus {' '.join(f'{t:g}' for t in args.taus)}", f"--seeds {' '.join(map(str, seeds))}"]
+    command += [f"--dataset {args.dataset}"] if args.dataset else []
+    command += [f"--runs {args.runs}"] if args.runs else []
+    command += [f"--data {args.data}"] if args.data else []
+    print("these runs in notebook 04 (figure and table in figures/): " + " ".join(command))
+
+
 def _cmd_figures(args: argparse.Namespace) -> int:
     from lnlab.profiles import DEFAULT_SWEEP
     from lnlab.suite import check_seeds, run_suite
 
+    extra = {"taus": args.taus, "seeds": None if args.seeds is None else check_seeds(args.seeds),
+             "sweep_taus": args.sweep_taus or (None if args.profile == "reference" else list(DEFAULT_SWEEP))}
+    if args.dataset is not None:
+        extra["dataset"] = args.dataset
     files = run_suite(profile=args.profile, output=args.output, device=args.device, notebooks=args.notebooks,
-                      data_root=args.data, runs_root=args.runs, jobs=args.jobs,
-                      extra_parameters={"taus": args.taus,
-                                        "seeds": None if args.seeds is None else check_seeds(args.seeds),
-                                        "sweep_taus": list(DEFAULT_SWEEP)})
+                      data_root=args.data, runs_root=args.runs, jobs=args.jobs, extra_parameters=extra)
     print(f"{len(files)} figure files written to {args.output}")
     return 0
 
@@ -384,8 +431,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                                             "aupr_in": table.loc[ood, (name, s, "aupr", "mean")]} for s in args.scores}
                                   for ood in oods}}))
     else:
-        print(f"{name} · {net.config.model} · {args.dataset} test accuracy {accuracy:.2f}% on {len(net.labels)} images"
-              f" · ECE {error:.2f}% (raw softmax, 15 bins) · logits cached in {net.directory}")
+        print(f"{name} · {net.config.model} · {args.dataset} test accuracy {accuracy:.2f}% on {len(net.labels)} "
+              f"images · ECE {error:.2f}% (raw softmax, 15 bins) · logits cached in {net.directory}")
         print("ID: test; %; FPR95 lower is better, AUROC / AUPR higher")
         print(paper_layout(table).droplevel("run", axis=1).to_string())
     if args.output is not None:

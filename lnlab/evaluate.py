@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from lnlab.atomic import atomic_torch_save, atomic_write, sha256_file
 from lnlab.data import Loader
@@ -56,15 +57,15 @@ def eval_loader(images: torch.Tensor, device: torch.device, channels_last: bool)
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, loader: Loader, bf16: bool = False) -> torch.Tensor:
+def predict(model: nn.Module, loader: Loader, bf16: bool = False, progress: str | None = None) -> torch.Tensor:
     """Raw logits (float32, CPU) of every image in ``loader``, model in eval mode, in bf16 autocast if
     ``bf16`` (``lnlab.precision.use_bf16``); the network's classifier head still runs in float32
-    (``lnlab.models``).
+    (``lnlab.models``). ``progress``: the description of a progress bar (None: no bar).
     """
     model.eval()
     device = next(model.parameters()).device
     outputs = []
-    for x, _ in loader:
+    for x, _ in tqdm(loader, desc=progress, unit="batch", leave=False, disable=progress is None):
         with autocast(device, bf16):
             outputs.append(model(x).float())
     return torch.cat(outputs).cpu()
@@ -103,7 +104,7 @@ def logits_for(run: Any, name: str) -> torch.Tensor:
     if ("logits", name) not in memo:
         data = eval_set(run.config, name)
         path = eval_directory(run) / f"logits-{entry_name(name, data.images)}.pt"
-        memo[("logits", name)] = cached_tensor(path, lambda: _infer(run, data.images))
+        memo[("logits", name)] = cached_tensor(path, lambda: _infer(run, data.images, name))
     return memo[("logits", name)]
 
 
@@ -196,10 +197,12 @@ def _network(run: Any) -> nn.Module:
     return memo["model"]
 
 
-def _infer(run: Any, images: torch.Tensor) -> torch.Tensor:
+def _infer(run: Any, images: torch.Tensor, name: str = "") -> torch.Tensor:
+    """Logits of ``images`` from the run's network; a progress bar when the run asks for one (``run.progress``)."""
     device = _device(run)
     bf16 = use_bf16(bool(run.config.canonical()["amp"]), device)
-    return predict(_network(run), eval_loader(images, device, run.config.channels_last), bf16=bf16)
+    bar = f"{run.config.label()}: logits of {name}" if getattr(run, "progress", False) else None
+    return predict(_network(run), eval_loader(images, device, run.config.channels_last), bf16=bf16, progress=bar)
 
 
 def _model_scores(run: Any, score_name: str, images: torch.Tensor, settings: Mapping[str, float]) -> torch.Tensor:

@@ -77,7 +77,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-DEFAULT_SWEEP = (0.01, 0.02, 0.04, 0.1)  # the τ grid of notebook 04 (the paper's CIFAR-10 choice: 0.04)
+DEFAULT_SWEEP = (0.005, 0.01, 0.02, 0.04, 0.1)  # the τ grid of notebook 04 (the paper's CIFAR-10 choice: 0.04)
 
 REFERENCE = "reference"  # the profile read from the reference runs (lnlab.shipped.reference_config)
 
@@ -123,14 +123,15 @@ def _for_training_set(profile: dict[str, Any], values: dict[str, Any], overrides
     return changes
 
 
-def sweep_taus(profile: str, asked: Sequence[float] | None = None) -> list[float]:
+def sweep_taus(profile: str, asked: Sequence[float] | None = None, dataset: str | None = None) -> list[float]:
     """The τ grid of notebook 04 (``sweep_taus=None`` there): ``asked``, else :data:`DEFAULT_SWEEP`;
-    for the reference profile the asked values its runs have (all of theirs if none), ValueError if there
-    are no reference runs."""
+    for the reference profile the asked values its runs (trained on ``dataset``) have (all of theirs if
+    none), ValueError if there are no reference runs."""
     if profile != REFERENCE:
         return [float(t) for t in (asked or DEFAULT_SWEEP)]
-    reference_config()  # the clear error when there are no reference runs
-    there = reference_taus()
+    recipe = recipe_for(dataset)
+    reference_config(recipe)  # the clear error when there are no reference runs
+    there = reference_taus(recipe)
     return [float(t) for t in asked or () if float(t) in there] or there
 
 

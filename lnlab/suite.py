@@ -158,7 +158,7 @@ def run_suite(profile: str = "reference", output: str | os.PathLike | None = "fi
         **(extra_parameters or {}),
     }
     if profile == REFERENCE:
-        parameters["sweep_taus"] = sweep_taus(profile, parameters.get("sweep_taus"))
+        parameters["sweep_taus"] = sweep_taus(profile, parameters.get("sweep_taus"), parameters.get("dataset"))
     if log_output:
         logging.getLogger("papermill").setLevel(logging.INFO)
         logging.basicConfig(level=logging.WARNING)
@@ -217,10 +217,11 @@ def _declared(path: Path) -> set[str]:
     return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
 
 
-def sweep_taus(profile: str, asked: Sequence[float] | None = None) -> list[float]:
+def sweep_taus(profile: str, asked: Sequence[float] | None = None, dataset: str | None = None) -> list[float]:
     """The τ grid of notebook 04 (:func:`lnlab.profiles.sweep_taus`), printing which asked values the
-    reference runs lack; ValueError before any notebook starts if the reference profile has no runs."""
-    kept = profiles.sweep_taus(profile, asked)
+    reference runs (of ``dataset``'s recipe) lack; ValueError before any notebook starts if the reference
+    profile has no runs."""
+    kept = profiles.sweep_taus(profile, asked, dataset)
     if asked is not None and kept != [float(t) for t in asked]:
         print(f"[lnlab figures] reference runs: sweeping τ {kept} (of the asked {list(asked)})", flush=True)
     return kept
@@ -238,7 +239,8 @@ def _train_shared_runs(parameters: dict[str, Any]) -> None:
     taus = list(dict.fromkeys([*(parameters.get("taus") or (0.04,)), *(parameters.get("sweep_taus") or ())]))
     comparison_runs(parameters["profile"], taus=taus, device=parameters["device"],
                     data_root=parameters["data_root"], runs_root=parameters["runs_root"],
-                    oods=parameters.get("oods"), progress=True, seeds=parameters.get("seeds", (0,)))
+                    oods=parameters.get("oods"), progress=True, seeds=parameters.get("seeds", (0,)),
+                    dataset=parameters.get("dataset"))
 
 
 
