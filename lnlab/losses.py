@@ -159,7 +159,13 @@ class TrainingLoss(nn.Module):
     needs_head = False
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor, head: nn.Module | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        return F.cross_entropy(self.seen_logits(logits, head), targets)
+
+    def seen_logits(self, logits: torch.Tensor, head: nn.Module | None = None) -> torch.Tensor:
+        """The logits the loss's softmax sees: the raw ones (CE, the logit penalty, label smoothing), or their
+        rescaled copy (LogitNorm: ``f / (τ‖f‖)``, norm 1/τ; ELogitNorm: ``f / s(x)``). The trainer records
+        their norm per epoch beside the raw norm (``seen_<set>_<stat>``)."""
+        return _at_least_float32(logits)
 
     def label(self) -> str:
         return self.name
@@ -169,9 +175,6 @@ class CrossEntropyLoss(TrainingLoss):
     """Cross-entropy of the raw logits: ``-log softmax(f)_y`` (the paper's baseline)."""
 
     name = "ce"
-
-    def forward(self, logits, targets, head=None):
-        return F.cross_entropy(_at_least_float32(logits), targets)
 
     def label(self) -> str:
         return "CE"
@@ -186,8 +189,8 @@ class LogitNormTrainingLoss(TrainingLoss):
         super().__init__()
         self.tau = validate_tau(tau)
 
-    def forward(self, logits, targets, head=None):
-        return F.cross_entropy(normalize_logits(logits, self.tau), targets)
+    def seen_logits(self, logits, head=None):
+        return normalize_logits(logits, self.tau)
 
     def label(self) -> str:
         return f"LogitNorm τ={self.tau:g}"
@@ -253,7 +256,7 @@ class ELogitNormLoss(TrainingLoss):
         super().__init__()
         self.eps = eps
 
-    def forward(self, logits, targets, head=None):
+    def seen_logits(self, logits, head=None):
         if head is None:
             raise ValueError("ELogitNorm needs the classifier head (lnlab.models.classifier_head(model)); pass head=")
         logits = _at_least_float32(logits)
@@ -263,7 +266,7 @@ class ELogitNormLoss(TrainingLoss):
         distances = torch.cdist(weight, weight)  # ‖w_a − w_b‖, (classes, classes)
         distances = distances + torch.eye(len(weight), device=weight.device, dtype=weight.dtype)  # 0/1, not 0/0
         scale = (gaps / distances[predicted]).mean(dim=1, keepdim=True)
-        return F.cross_entropy(logits / (scale + self.eps), targets)
+        return logits / (scale + self.eps)
 
     def label(self) -> str:
         return "ELogitNorm"

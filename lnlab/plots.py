@@ -616,9 +616,10 @@ def plot_effective_norm(runs: Mapping[str, Any] | Iterable[Any], splits: Sequenc
                         log_y: bool = True, width: float = DOUBLE_COLUMN) -> Figure:
     """The logit norm each loss sees next to the raw norm, per epoch (paper Eq. 6-7, Sec. 4).
 
-    CE applies softmax to the raw logits, so it sees ``‖f‖`` (solid). LogitNorm applies it to
-    ``f / (τ‖f‖)``, whose norm is exactly ``1/τ`` for every input and epoch (solid, flat): the loss
-    controls that and nothing else. Its raw norm ``‖f‖`` (dashed) is what MSP and the other scores
+    CE (and the logit penalty, label smoothing) applies softmax to the raw logits, so it sees ``‖f‖``
+    (solid). LogitNorm applies it to ``f / (τ‖f‖)``, whose norm is exactly ``1/τ`` for every input and
+    epoch (solid, flat): the loss controls that and nothing else; ELogitNorm to ``f / s(x)`` (recorded per
+    epoch, :func:`seen_norm`). Its raw norm ``‖f‖`` (dashed) is what MSP and the other scores
     read (raw logits, as in the official code); it is not what the loss sees, so a LogitNorm raw norm
     above CE's is no contradiction. ``runs``: ``{label: Run or Seeds}`` (seeds: their mean) or a list
     of Runs; one panel per set of ``splits`` (sets a run lacks: one warning line, as in
@@ -645,13 +646,13 @@ def plot_effective_norm(runs: Mapping[str, Any] | Iterable[Any], splits: Sequenc
                     continue
                 epochs, raw = frame.index.to_numpy(), frame[f"norm_{split}_mean"].to_numpy()
                 config = groups[label][0].config
-                if str(config.loss).lower() == "ce":
+                seen = seen_norm(frame, config, split)
+                if seen is None or np.allclose(seen, raw, rtol=1e-6, equal_nan=True):
                     ax.plot(epochs, raw, color=color, marker=".", markersize=3,
-                            label=f"{label}: raw ‖f‖ (no normalisation: what CE sees)")
+                            label=f"{label}: raw ‖f‖ (no normalisation: what the loss sees)")
                     continue
-                tau = float(config.tau)
-                ax.plot(epochs, np.full(len(epochs), 1.0 / tau), color=color,
-                        label=f"{label}: ‖f/(τ‖f‖)‖ = 1/τ = {1 / tau:g} (what the loss sees)")
+                what = f"‖f/(τ‖f‖)‖ = 1/τ = {1 / float(config.tau):g}" if config.loss == "logitnorm" else "‖f/s(x)‖"
+                ax.plot(epochs, seen, color=color, label=f"{label}: {what} (what the loss sees)")
                 ax.plot(epochs, raw, color=color, linestyle="--", marker=".", markersize=3,
                         label=f"{label}: raw ‖f‖ (not what the loss sees; scores use it)")
             _epoch_panel(ax, split, log_y)
@@ -660,6 +661,18 @@ def plot_effective_norm(runs: Mapping[str, Any] | Iterable[Any], splits: Sequenc
         fig.legend(handles=handles, loc="outside lower center", ncols=1 if n == 1 else 2, frameon=False)
         _subtitle(fig, recipe_line(runs))
     return fig
+
+
+def seen_norm(frame: pd.DataFrame, config: Any, split: str) -> np.ndarray | None:
+    """Per epoch, the mean norm of the logits the loss's softmax sees (``lnlab.losses.TrainingLoss.seen_logits``):
+    the recorded ``seen_<split>_mean`` column, else what the loss implies (the raw norm for CE, the logit
+    penalty and label smoothing; 1/τ for LogitNorm), else None (ELogitNorm runs made before it was recorded)."""
+    if f"seen_{split}_mean" in frame and frame[f"seen_{split}_mean"].notna().all():
+        return frame[f"seen_{split}_mean"].to_numpy()
+    loss = str(getattr(config, "loss", "ce")).lower()
+    if loss == "logitnorm":
+        return np.full(len(frame), 1.0 / float(config.tau))
+    return frame[f"norm_{split}_mean"].to_numpy() if loss in ("ce", "logit_penalty", "label_smoothing") else None
 
 
 # --------------------------------------------------------------------------- overconfidence along training

@@ -146,6 +146,7 @@ def train(config: TrainConfig, checkpoint_path=None, progress: bool = True,
                **test_metrics(logits["test"], data.test_labels, criterion, model),
                **{f"norm_{name}_{stat}": value for name, out in logits.items()
                   for stat, value in norm_stats(out if name == "test" else out[:config.norm_subset]).items()},
+               **seen_norms(logits, criterion, model, config.norm_subset),
                "seconds": time.perf_counter() - start}
         history.append(row)
         if whole and epoch < config.epochs:
@@ -205,6 +206,18 @@ def test_metrics(logits: torch.Tensor, labels: torch.Tensor, criterion: Training
     """Test loss (the training objective, so it compares with ``train_loss``) and accuracy."""
     loss = criterion(logits, labels, classifier_head(model))
     return {"test_loss": float(loss), "test_acc": float((logits.argmax(1) == labels).float().mean())}
+
+
+@torch.no_grad()
+def seen_norms(logits: dict[str, torch.Tensor], criterion: TrainingLoss, model: nn.Module,
+               norm_subset: int) -> dict[str, float]:
+    """Norm statistics of the logits the loss's softmax sees (``TrainingLoss.seen_logits``: LogitNorm's
+    ``f / (τ‖f‖)``, ELogitNorm's ``f / s(x)``, the raw ``f`` for the others) on the training and test sets:
+    ``seen_<set>_<stat>`` (not ``norm_…``: those name the tracked sets)."""
+    head = classifier_head(model)
+    return {f"seen_{name}_{stat}": value for name in ("train", "test") if name in logits
+            for stat, value in norm_stats(criterion.seen_logits(logits[name][:norm_subset] if name == "train"
+                                                                else logits[name], head)).items()}
 
 
 def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:

@@ -14,6 +14,7 @@ from lnlab.config import TrainConfig
 from lnlab.losses import (TRAINING_LOSSES, CrossEntropyLoss, ELogitNormLoss, LabelSmoothingLoss,
                           LogitNormTrainingLoss, LogitPenaltyLoss, logit_norm_loss, training_loss)
 from lnlab.models import build_model, classifier_head
+from tests.tests_support import requires_cifar10
 
 
 def batch(n=16, k=10, d=12, seed=0):
@@ -159,3 +160,26 @@ def test_labels_name_the_loss_and_its_hyperparameter():
         "CE", "LogitNorm τ=0.04", "Logit penalty λ=0.001", "Label smoothing α=0.1", "ELogitNorm"]
     assert TrainConfig(loss="logit_penalty", penalty=1e-4).loss_parameter() == 1e-4
     assert TrainConfig(loss="elogitnorm").loss_parameter() is None
+
+
+@requires_cifar10
+@pytest.mark.parametrize("loss", ["ce", "logitnorm", "elogitnorm"])
+def test_the_trainer_records_the_norm_each_loss_sees(loss):
+    from lnlab.profiles import make_config
+    from lnlab.train import train
+
+    config = make_config("ci", loss=loss, tau=0.05, epochs=1, subset_per_class=30, test_subset_per_class=10,
+                         ood_limit=50, norm_subset=50)
+    result = train(config, progress=False)
+    row = result.history[-1]
+    if loss == "ce":
+        assert row["seen_train_mean"] == pytest.approx(row["norm_train_mean"])
+    elif loss == "logitnorm":
+        assert row["seen_train_mean"] == pytest.approx(1 / 0.05, rel=1e-5)  # ‖f/(τ‖f‖)‖ = 1/τ (paper Eq. 6)
+    else:  # ELogitNorm: ‖f/s(x)‖ from the final head, computed here from the returned weights
+        head = torch.nn.Linear(result.state_dict["fc.weight"].shape[1], 10)
+        head.load_state_dict({"weight": result.state_dict["fc.weight"], "bias": result.state_dict["fc.bias"]})
+        with torch.no_grad():
+            seen = ELogitNormLoss().seen_logits(result.logits["test"].clone(), head)
+        assert row["seen_test_mean"] == pytest.approx(float(seen.norm(dim=1).mean()), rel=1e-4)
+        assert row["seen_test_mean"] != pytest.approx(row["norm_test_mean"], rel=1e-2)
