@@ -163,3 +163,72 @@ def bound_points(runs: Any) -> "pd.DataFrame":
                      "lower_bound": float(lower_bound(tau, k)), "tight_lower_bound": float(tight_lower_bound(tau, k))})
     columns = ["tau", "num_classes", "loss", "label", "lower_bound", "tight_lower_bound"]
     return pd.DataFrame(rows, columns=columns).sort_values("tau", ignore_index=True)
+
+
+# --------------------------------------------------------------------------- what fixes overconfidence (notebook 09)
+CONTROLS = ("logit_penalty", "label_smoothing", "elogitnorm")  # beside CE and LogitNorm
+ACCURACY_MARGIN = 1.0  # a λ or α must keep the held-out accuracy within this many points of CE's (RESULTS.md)
+
+
+def control_runs(profile: str = "reference", tau: float = 0.04, penalty: float | None = None,
+                 smoothing: float | None = None, seeds: Sequence[int] | None = None, dataset: str | None = None,
+                 **options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """CE, LogitNorm at ``tau`` and the three controls of :data:`CONTROLS` (logit penalty, label smoothing,
+    ELogitNorm), each over its seeds, as ``(runs, choices)``.
+
+    ``penalty`` (λ) and ``smoothing`` (α): given, or (None) chosen on validation data among the values the
+    reference source ships (profile ``reference``), by :func:`lnlab.tau.pick` among those whose held-out
+    accuracy is at least CE's minus :data:`ACCURACY_MARGIN` points (benchmarks/RESULTS.md, this round's
+    protocol); for a trainable profile the loss's default (``TrainConfig``). ``choices`` maps each of the two
+    losses to ``{"value": …, "candidates": DataFrame of lnlab.tau.seed_table or None}``. A control the
+    reference source lacks is left out (one line says so). ``options``: :func:`comparison_runs`'s.
+    """
+    from lnlab.config import TrainConfig
+    from lnlab.tau import pick, seed_table
+
+    reference = profile == REFERENCE
+    given = {"logit_penalty": penalty, "label_smoothing": smoothing}
+    field = {"logit_penalty": "penalty", "label_smoothing": "smoothing"}
+    losses: list[LossSpec] = []
+    choices: dict[str, Any] = {}
+    for loss in CONTROLS:
+        if loss == "elogitnorm":
+            if not reference or _shipped_seeds({"loss": loss}, {"dataset": dataset}):
+                losses.append({"loss": loss})
+            else:
+                print(f"the reference runs have no {loss} run: left out")
+            continue
+        values = [given[loss]] if given[loss] is not None else (
+            _shipped_values(loss, dataset) if reference else [getattr(TrainConfig(), field[loss])])
+        if not values:
+            print(f"the reference runs have no {loss} run: left out")
+            continue
+        candidates = None
+        if len(values) > 1:
+            found = comparison_runs(profile, taus=[], losses=[{"loss": loss, field[loss]: v} for v in values],
+                                    seeds=[0], dataset=dataset, validation=True, **options)
+            base = _held_out_accuracy(found["CE"][0])
+            candidates = seed_table(found, loss)
+            values = [pick(found, loss, min_val_accuracy=base - ACCURACY_MARGIN)]
+        choices[loss] = {"value": values[0], "candidates": candidates}
+        losses.append({"loss": loss, field[loss]: values[0]})
+    each = reference and seeds is None
+    runs = comparison_runs(profile, taus=[tau], losses=losses, seeds=seeds, dataset=dataset, each_seeds=each,
+                           **options)
+    return runs, choices
+
+
+def _held_out_accuracy(run: Any) -> float:
+    """Accuracy (%) of a run on its held-out training images (``"val"``)."""
+    from lnlab.splits import VALIDATION_ID
+
+    return 100 * float((run.logits_for(VALIDATION_ID).argmax(1) == run.labels_for(VALIDATION_ID)).float().mean())
+
+
+def _shipped_values(loss: str, dataset: str | None) -> list[float]:
+    """The values of ``loss``'s hyperparameter the reference recipe (of ``dataset``) ships, sorted."""
+    from lnlab.shipped import recipe_for, reference_recipes, reference_runs
+
+    if not reference_recipes():
+        return []
+    return sorted({param for name, param, _ in reference_runs(recipe_for(dataset)) if name == loss})

@@ -49,16 +49,17 @@ def best_runs(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
 
 
 def describe_pair(table: pd.DataFrame, score: str = "msp", metrics: tuple[str, ...] = ("fpr95", "auroc"),
-                  decimals: int = 1) -> str:
+                  decimals: int = 1, pair: tuple[str, str] | None = None) -> str:
     """One Markdown paragraph of what an :func:`lnlab.evaluate.ood_table` says of its first two runs under one
     score, every number read from the table: per metric, each row as "first → second" (mean ± std over
     seeds, %), then the rows where the second run is better or worse by more than the larger of the two
     stds (the rule of the bold cells in ``benchmarks/RESULTS.md``; compared as printed, to ``decimals``)
-    and those within that spread. With one seed (no std) the means are only listed."""
+    and those within that spread. With one seed (no std) the means are only listed. ``pair``: the two runs
+    to compare (default: the table's first two)."""
     runs = list(table.columns.unique("run"))
-    if len(runs) < 2:
-        raise ValueError(f"describe_pair compares two runs; the table has {runs}")
-    first, second = runs[:2]
+    if len(runs) < 2 or (pair is not None and not set(pair) <= set(runs)):
+        raise ValueError(f"describe_pair compares two runs of the table; it has {runs}, asked for {pair}")
+    first, second = pair or runs[:2]
     name = SCORE_NAMES.get(score, score)
     listed, verdicts = [], {"better": [], "worse": [], "within the spread": []}
     spread = False
@@ -87,7 +88,18 @@ def describe_pair(table: pd.DataFrame, score: str = "msp", metrics: tuple[str, .
 
         text += (f" Against {first}, {second} is better by more than the larger std of the two on {where('better')}; "
                  f"worse on {where('worse')}; within the spread on {where('within the spread')}.")
+        if not verdicts["better"] and not verdicts["worse"]:
+            text += f" So: no difference between {first} and {second} beyond the spread over seeds."
     return text
+
+
+def describe_against(table: pd.DataFrame, reference: str, others: list[str], score: str = "msp",
+                     metrics: tuple[str, ...] = ("fpr95", "auroc"), decimals: int = 1) -> str:
+    """:func:`describe_pair` of ``reference`` against each of ``others`` (runs of ``table``), one Markdown
+    paragraph each (runs the table lacks are skipped)."""
+    runs = list(table.columns.unique("run"))
+    return "\n\n".join(describe_pair(table, score, metrics, decimals, pair=(reference, other))
+                        for other in others if other in runs and reference in runs)
 
 
 def paper_layout(table: pd.DataFrame, decimals: int = 1, style: str = "plain",

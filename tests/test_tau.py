@@ -93,3 +93,50 @@ def test_pick_tau_needs_logitnorm_runs(runs_and_reads):
     runs, _ = runs_and_reads
     with pytest.raises(ValueError, match="no LogitNorm run"):
         tau_rule.pick_tau({"CE": runs["CE"]})
+
+
+def _seed_rows(values: dict[float, list[float]], accuracy: dict[float, float] | None = None):
+    import pandas as pd
+
+    return pd.DataFrame([{"value": v, "seed": s, "label": f"τ={v:g}", "auroc": a, "fpr95": 100 - a,
+                          "val_accuracy": (accuracy or {}).get(v, 90.0)}
+                         for v, aurocs in values.items() for s, a in enumerate(aurocs)])
+
+
+def test_a_pick_that_wins_every_seed_holds(monkeypatch):
+    monkeypatch.setattr(tau_rule, "seed_table", lambda runs, loss="logitnorm", score="msp": _seed_rows(
+        {0.01: [80.0, 81.0, 79.0], 0.04: [74.0, 78.0, 75.0]}))
+    stability = tau_rule.pick_stability({})
+    assert stability.pick == 0.01 and stability.seed_picks == {0: 0.01, 1: 0.01, 2: 0.01}
+    assert stability.bootstrap == {0.01: 1.0, 0.04: 0.0}  # every resampled mean of 0.01 is above every one of 0.04
+    assert stability.holds and "The pick holds." in stability.summary()
+
+
+def test_a_pick_the_resamples_do_not_confirm_does_not_hold(monkeypatch):
+    # τ 0.04 has seeds 90, 70, 70 (mean 76.7) against 0.01's 80, 80, 80: the rule picks 0.01, seed 0 alone picks
+    # 0.04, and a resample of 0.04's seeds beats 80 only when it draws the 90 at least twice: 7/27 = 25.9 %.
+    monkeypatch.setattr(tau_rule, "seed_table", lambda runs, loss="logitnorm", score="msp": _seed_rows(
+        {0.01: [80.0, 80.0, 80.0], 0.04: [90.0, 70.0, 70.0]}))
+    stability = tau_rule.pick_stability({}, resamples=40_000)
+    assert stability.pick == 0.01 and stability.seed_picks == {0: 0.04, 1: 0.01, 2: 0.01}
+    assert stability.seed_wins == {0.01: 2, 0.04: 1}
+    assert stability.bootstrap[0.04] == pytest.approx(7 / 27, abs=0.01)
+    assert not stability.holds and "does not hold" in stability.summary()
+    table = tau_rule.stability_table(stability)
+    assert table.loc[0.04, "seeds_won"] == 1 and table.loc[0.04, "seed 0"] == 90.0 and table.loc[0.01, "picked"]
+
+
+def test_one_seed_per_candidate_says_the_stability_is_unknown(monkeypatch):
+    monkeypatch.setattr(tau_rule, "seed_table", lambda runs, loss="logitnorm", score="msp": _seed_rows(
+        {0.01: [80.0], 0.04: [75.0, 76.0, 77.0]}))
+    stability = tau_rule.pick_stability({})
+    assert not stability.holds and "is not known" in stability.summary()
+
+
+def test_a_candidate_that_loses_held_out_accuracy_is_not_picked(monkeypatch):
+    monkeypatch.setattr(tau_rule, "seed_table", lambda runs, loss="logitnorm", score="msp": _seed_rows(
+        {1e-4: [70.0], 1e-3: [75.0], 1e-2: [85.0]}, accuracy={1e-4: 87.3, 1e-3: 87.0, 1e-2: 84.0}))
+    assert tau_rule.pick({}, "logit_penalty") == 1e-2
+    assert tau_rule.pick({}, "logit_penalty", min_val_accuracy=86.3) == 1e-3
+    with pytest.raises(ValueError, match="keeps 90.00 %"):
+        tau_rule.pick({}, "logit_penalty", min_val_accuracy=90.0)
