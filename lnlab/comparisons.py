@@ -232,3 +232,29 @@ def _shipped_values(loss: str, dataset: str | None) -> list[float]:
     if not reference_recipes():
         return []
     return sorted({param for name, param, _ in reference_runs(recipe_for(dataset)) if name == loss})
+
+
+# --------------------------------------------------------------------------- τ against the number of classes (notebook 07)
+def tau_studies(profile: str, datasets: Sequence[str], sweep_taus: Sequence[float] | None = None,
+                seeds: Sequence[int] | None = None, **options: Any) -> dict[str, dict[str, Any]]:
+    """One τ study per training set: ``{dataset: {label: Seeds}}`` of CE and LogitNorm at each τ (the reference
+    source's τ values and each τ's own seeds for profile ``reference``, else ``sweep_taus``), validation sets
+    required. A training set the reference source has no runs of is left out, with one line saying so."""
+    from lnlab.profiles import sweep_taus as grid
+
+    studies = {}
+    for dataset in datasets:
+        try:
+            taus = grid(profile, sweep_taus, dataset)
+        except ValueError as exc:
+            print(f"{dataset}: left out ({exc})")
+            continue
+        studies[dataset] = comparison_runs(profile, taus=taus, seeds=seeds, dataset=dataset, validation=True,
+                                           each_seeds=profile == REFERENCE and seeds is None, **options)
+    return studies
+
+
+def num_classes(runs: dict[str, Any]) -> int:
+    """The number of classes k of the runs' training set (their logits' width)."""
+    first = next(iter(runs.values()))
+    return int((first[0] if isinstance(first, list) else first).logits_for("test").shape[1])

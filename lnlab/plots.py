@@ -478,7 +478,7 @@ def default_taus() -> np.ndarray:
 def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Sequence[int] = (10, 100, 1000),
                      points: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
                      marker: tuple[float, int] | None = None, y_floor: float = 1e-12,
-                     width: float = DOUBLE_COLUMN) -> Figure:
+                     width: float = DOUBLE_COLUMN, markers: Sequence[tuple] = ()) -> Figure:
     """LogitNorm's loss floor and the confidence it allows, vs τ (paper Prop. 3).
 
     Left: ``lower_bound`` (dashed, Prop. 3: gap 2) and ``tight_lower_bound`` (solid, unit-norm
@@ -486,7 +486,9 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
     Right: the highest softmax confidence reachable at that optimum, ``1 / (1 + (k-1) e^{-gap/τ})``:
     a large τ caps confidence far below 1, the more so the more classes there are.
     ``points`` (columns ``tau``, ``num_classes``, ``loss``) draws final train losses of runs
-    against their bound; ``marker=(tau, k)`` highlights one point on both panels.
+    against their bound; ``marker=(tau, k)`` highlights one point on both panels (the explorer moves it);
+    ``markers``: more points ``(tau, k[, legend text])`` in the colour of their ``k``, e.g. each training set's
+    validated τ (notebook 07).
     """
     from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
 
@@ -517,6 +519,11 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
         if points is not None and _draw_run_points(ax_bound, points, palette, y_floor):
             handles.append(Line2D([], [], color="0.5", marker="o", markeredgecolor="black", linestyle=":",
                                   label="run: final train loss (dotted: gap to bound)"))
+        for extra in markers:
+            tau, k, text = (*extra, None)[:3]
+            _draw_marker(ax_bound, ax_cap, tau, k, color=palette.get(k, "black"), symbol="P")
+            handles.append(Line2D([], [], color=palette.get(k, "black"), marker="P", markersize=7, linestyle="",
+                                  label=text or f"τ={tau:.3g}, k={k}"))
         if marker is not None:
             _draw_marker(ax_bound, ax_cap, *marker)
             handles.append(Line2D([], [], color="black", marker="*", markersize=9, linestyle="",
@@ -553,13 +560,14 @@ def _draw_run_points(ax: Axes, points: pd.DataFrame | Sequence[Mapping[str, Any]
     return True
 
 
-def _draw_marker(ax_bound: Axes, ax_cap: Axes, tau: float, k: int) -> None:
+def _draw_marker(ax_bound: Axes, ax_cap: Axes, tau: float, k: int, color: Any = "black", symbol: str = "*") -> None:
     from lnlab.losses import confidence_cap, tight_lower_bound
 
-    ax_bound.plot([tau], [float(tight_lower_bound(tau, k))], marker="*", markersize=11, color="black",
-                  linestyle="", zorder=5)
-    ax_cap.plot([tau], [float(confidence_cap(tau, k, tight=True))], marker="*", markersize=11, color="black",
-                linestyle="", zorder=5)
+    size = 11 if symbol == "*" else 8
+    ax_bound.plot([tau], [float(tight_lower_bound(tau, k))], marker=symbol, markersize=size, color=color,
+                  markeredgecolor="black", linestyle="", zorder=5)
+    ax_cap.plot([tau], [float(confidence_cap(tau, k, tight=True))], marker=symbol, markersize=size, color=color,
+                markeredgecolor="black", linestyle="", zorder=5)
     for ax in (ax_bound, ax_cap):
         ax.axvline(tau, color="0.4", linewidth=0.8, linestyle=":")
 

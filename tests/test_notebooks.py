@@ -23,7 +23,7 @@ SUITE_PARAMETERS = {"profile", "device", "data_root", "runs_root", "taus", "seed
 def test_suite_has_every_notebook_in_order():
     assert [p.stem for p in NOTEBOOKS] == ["00_mechanism", "01_logit_norm_growth", "02_msp_histograms", "03_lower_bound",
                                            "04_tau_study", "05_ood_table", "06_calibration",
-                                           "08_your_network", "09_what_fixes_overconfidence"]
+                                           "07_tau_and_classes", "08_your_network", "09_what_fixes_overconfidence"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -140,3 +140,18 @@ def test_a_candidate_that_loses_held_out_accuracy_is_not_picked(monkeypatch):
     assert tau_rule.pick({}, "logit_penalty", min_val_accuracy=86.3) == 1e-3
     with pytest.raises(ValueError, match="keeps 90.00 %"):
         tau_rule.pick({}, "logit_penalty", min_val_accuracy=90.0)
+
+
+def test_describe_transfer_reads_every_number_from_the_tables(monkeypatch):
+    import pandas as pd
+
+    table = pd.DataFrame([
+        {"tau": float("nan"), "val_auroc": 70.0, "val_auroc_std": 1.0, "near_auroc": 61.25, "near_auroc_std": 0.5},
+        {"tau": 0.01, "val_auroc": 80.0, "val_auroc_std": 1.5, "near_auroc": 63.75, "near_auroc_std": 0.25},
+        {"tau": 0.04, "val_auroc": 76.0, "val_auroc_std": 2.5, "near_auroc": 62.5, "near_auroc_std": float("nan")},
+    ], index=["CE", "LogitNorm τ=0.01", "LogitNorm τ=0.04"])
+    stability = tau_rule.Stability(0.01, {0: 0.01, 1: 0.01}, {0.01: 0.9, 0.04: 0.1}, {0.01: [0, 1], 0.04: [0, 1]})
+    text = tau_rule.describe_transfer({"Set (k = 100)": (table, stability)}, {"Set (k = 100)": ["near"]})
+    assert "80.0 ± 1.5 % at τ = 0.01 against 76.0 ± 2.5 % at τ = 0.04: a gap of 4.0 points, larger than the larger std" in text
+    assert "near: CE 61.2 ± 0.5, τ = 0.04 62.5, τ = 0.01 63.8 ± 0.2" in text
+    assert "The pick holds." in text and "OpenOOD v1.5" in text
