@@ -1,12 +1,15 @@
-"""τ chosen on validation data (notebook 04's rule, ``lnlab.tau``) next to the τ the test OOD sets would pick.
+"""τ chosen on validation data (notebook 04's rule, ``lnlab.tau``), how stable that pick is over seeds, next to the
+τ the test OOD sets would pick.
 
 Validation: MSP on ``val`` (held-out training images) against the validation OOD sets
 (``lnlab.tau.validation_oods``: ``gaussian_val`` and the three sets built from held-out images), AUROC
-averaged over them; the rule never reads a test set. The test columns (AUROC of MSP per OOD set and
-their mean, ECE of the raw logits on the test subset, %) are printed only to compare. Runs come from
-the cache or the reference source; missing ones are trained.
+averaged over them; the rule never reads a test set. ``pick_stability``: the rule on each seed alone and on
+bootstrap resamples of each τ's seeds. The test columns (AUROC / FPR95 of MSP and Energy per OOD set, ECE raw and
+after temperature scaling, %) are printed only to compare. Runs come from the cache or the reference source
+(``--profile reference``: each τ with every seed shipped); missing ones are trained for a trainable profile.
 
-    python benchmarks/tau_choice.py --profile quick --seeds 0
+    python benchmarks/tau_choice.py --profile reference
+    python benchmarks/tau_choice.py --profile reference --dataset tinyimagenet100
     python benchmarks/tau_choice.py --profile laptop --seeds 0 --runs ~/lnlab-runs
 """
 
@@ -14,25 +17,45 @@ from __future__ import annotations
 
 import argparse
 
-from lnlab.suite import comparison_runs
-from lnlab.profiles import DEFAULT_SWEEP
-from lnlab.tau import choice_by_test_sets, pick_tau, tau_table
+import pandas as pd
+
+from lnlab.comparisons import comparison_runs
+from lnlab.evaluate import ood_table
+from lnlab.profiles import sweep_taus
+from lnlab.tables import cell
+from lnlab.tau import choice_by_test_sets, pick_stability, stability_table, tau_table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="quick")
-    parser.add_argument("--taus", nargs="+", type=float, default=list(DEFAULT_SWEEP))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--profile", default="reference")
+    parser.add_argument("--dataset", default=None, help="training set (default: the profile's, CIFAR-10)")
+    parser.add_argument("--taus", nargs="+", type=float, default=None, help="default: every τ shipped / the grid")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: every seed shipped for each τ")
     parser.add_argument("--runs", default=None, help="run cache (default $LNLAB_RUNS or runs/)")
     args = parser.parse_args()
-    runs = comparison_runs(args.profile, taus=args.taus, runs_root=args.runs, seeds=args.seeds, validation=True)
+    runs = comparison_runs(args.profile, taus=sweep_taus(args.profile, args.taus, args.dataset), runs_root=args.runs,
+                           seeds=args.seeds, validation=True, dataset=args.dataset,
+                           each_seeds=args.profile == "reference" and args.seeds is None)
     oods = list(next(iter(runs.values()))[0].config.ood)
-    columns = ["tau", "accuracy", "ece", "val_auroc", "val_fpr95", "mean_auroc", "mean_fpr95",
-               *(f"{ood}_auroc" for ood in oods)]
-    table = tau_table(runs, oods)[columns]
-    print(table.round({c: 1 for c in columns if c != "tau"}).to_markdown())
-    print(f"\nτ picked on validation (val vs the validation OOD sets, mean MSP AUROC): {pick_tau(runs):g}")
+    table = tau_table(runs, oods)
+    columns = ["tau", "seeds", "accuracy", "ece", "ece_eval", "ece_scaled", "val_auroc", "val_fpr95",
+               "mean_auroc", "mean_fpr95", *(f"{ood}_auroc" for ood in oods)]
+    print(pd.DataFrame({c: [cell(m, s, 1) for m, s in zip(table[c], table.get(f"{c}_std", table[c] * float("nan")))]
+                        if c not in ("tau", "seeds") else table[c] for c in columns}, index=table.index).to_markdown())
+    energy = ood_table(runs, scores=["msp", "energy"], oods=oods)
+    rows = []
+    for label in runs:
+        for score in ("msp", "energy"):
+            rows.append({"run": label, "score": score, **{
+                f"{ood} {metric}": cell(energy.loc[ood, (label, score, metric, "mean")],
+                                        energy.loc[ood, (label, score, metric, "std")])
+                for ood in [*oods, "mean"] for metric in ("fpr95", "auroc")}})
+    print("\nFPR95 / AUROC per OOD set, MSP and Energy (%, mean ± std over seeds):")
+    print(pd.DataFrame(rows).to_markdown(index=False))
+    stability = pick_stability(runs)
+    print("\n" + stability_table(stability).to_markdown())
+    print(f"\n{stability.summary()}")
     print(f"τ the test OOD sets would pick (mean AUROC over {oods}): {choice_by_test_sets(runs, oods):g}")
 
 

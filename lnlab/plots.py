@@ -439,13 +439,19 @@ def plot_msp_histograms(id_scores: Mapping[str, Any], ood_scores: Mapping[str, A
                     f"FPR95 {100 * m['fpr95']:.1f}%\nAUROC {100 * m['auroc']:.1f}%",
                     transform=ax.transAxes, va="top", ha="left",
                     bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7", "alpha": 0.9})
-            ax.set_title(label)
-            ax.set_xlabel(score_axis_label(score_name))
-            ax.set_ylabel("density (1 / score unit)")
+            ax.set_title(_wrapped(label) if n > 2 else label)
+            # more than two panels: a short x label each and one y label, so that neighbours do not collide
+            ax.set_xlabel(score_axis_label(score_name) if n <= 2 else _SHORT_SCORES.get(score_name, score_name))
+            ax.set_ylabel("density (1 / score unit)" if ax is axes.flat[0] or n <= 2 else "")
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
         _subtitle(fig, subtitle)
     return fig
+
+
+def _wrapped(label: str, width: int = 16) -> str:
+    """A run label on two lines at its last space when it is longer than ``width`` characters."""
+    return label if len(label) <= width or " " not in label else "\n".join(label.rsplit(" ", 1))
 
 
 def score_axis_label(score_name: str) -> str:
@@ -809,14 +815,14 @@ def plot_metrics_vs_epoch(runs: Mapping[str, Any] | Iterable[Any] | pd.DataFrame
 
 
 def plot_reliability_diagrams(panels: Mapping[str, Mapping[str, np.ndarray]], ece: Mapping[str, float] | None = None,
-                              width: float = DOUBLE_COLUMN) -> Figure:
+                              width: float = DOUBLE_COLUMN, subtitle: str | None = None) -> Figure:
     """Reliability diagrams side by side (Guo et al. 2017), one column per entry of ``panels``.
 
     ``panels`` maps a title to :func:`lnlab.metrics.reliability_bins` output. Top row: accuracy per
     confidence bin (bars) against the diagonal of perfect calibration, the gap to the bin's mean
     confidence hatched (red: overconfident, bin below the diagonal; blue: underconfident); the
     panel prints the ECE (from ``ece`` or recomputed from the bins). Bottom row: share of samples
-    per bin, which is how much each gap weighs in the ECE.
+    per bin, which is how much each gap weighs in the ECE. ``subtitle``: e.g. :func:`recipe_line`.
     """
     if not panels:
         raise ValueError("panels is empty: pass {title: reliability_bins(probabilities, labels)}")
@@ -855,4 +861,5 @@ def plot_reliability_diagrams(panels: Mapping[str, Mapping[str, np.ndarray]], ec
                    Patch(facecolor="none", edgecolor=under, hatch="////", label="gap: underconfident"),
                    Line2D([], [], color="black", linestyle="--", label="perfect calibration")]
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+        _subtitle(fig, subtitle)
     return fig

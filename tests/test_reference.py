@@ -18,13 +18,13 @@ from lnlab.portable import WEIGHTS_FILE, load_portable
 from lnlab.shipped import reference_recipes, reference_runs
 from lnlab.profiles import make_config
 from lnlab.runs import get_run
-from lnlab.splits import VALIDATION_OOD_SETS
+from lnlab.splits import VALIDATION_OOD_SETS, tracked_ood
 from lnlab.train import snapshot_epochs
 
 SOURCE = Path(lnlab.train.__file__).resolve().parent / "reference"
-MAX_MB = 25
-# Recipe folder -> the profile whose runs it holds and the machine kind it was made on.
-RECIPES = {"laptop": ("laptop", "cpu")}
+MAX_MB = 100  # every run shipped this round (issue #23): float16 weights and logits, snapshots only where read
+# Recipe folder -> the profile whose runs it holds, the machine kind it was made on, and the training set.
+RECIPES = {"laptop": ("laptop", "cpu", "cifar10"), "laptop-tinyimagenet100": ("laptop", "cpu", "tinyimagenet100")}
 
 
 def _shipped() -> list[Path]:
@@ -41,9 +41,10 @@ def test_every_recipe_folder_is_known_and_the_source_stays_small():
 def test_a_shipped_run_has_its_recipe_provenance_and_checksums(folder, monkeypatch):
     monkeypatch.delenv("LNLAB_REFERENCE", raising=False)
     run = load_portable(folder)  # verifies every file against manifest.json
-    profile, device = RECIPES[folder.parent.name]
+    profile, device, dataset = RECIPES[folder.parent.name]
     config = run.trained
-    expected = make_config(profile, loss=config.loss, tau=config.tau, seed=config.seed)
+    expected = make_config(profile, dataset=dataset, loss=config.loss, tau=config.tau, penalty=config.penalty,
+                           smoothing=config.smoothing, seed=config.seed)
     assert run.key == folder.name == expected.key(), f"{folder.name} is not a run of the {profile} recipe"
     assert config.canonical() == expected.canonical()
     provenance = run.meta["provenance"]
@@ -51,8 +52,8 @@ def test_a_shipped_run_has_its_recipe_provenance_and_checksums(folder, monkeypat
     assert provenance["precision"] in ("bf16-autocast", "float32") and provenance["torch_version"]
     assert provenance["engine_version"] == expected.canonical()["engine_version"]
     assert len(run.history) == expected.epochs and provenance["wall_seconds"] > 0
-    assert {"train", "test", "textures", "mnist", "tinyimagenet", "val", *VALIDATION_OOD_SETS} <= set(run.history_sets)
-    assert run.snapshot_epochs == snapshot_epochs(expected.epochs)
+    assert {"train", "test", *tracked_ood(dataset), "val", *VALIDATION_OOD_SETS} <= set(run.history_sets)
+    assert run.snapshot_epochs in (snapshot_epochs(expected.epochs), [expected.epochs])  # all, or the final logits
     assert {"test", "val", *VALIDATION_OOD_SETS, *expected.ood} <= set(run.sets)
     assert run.has_weights and WEIGHTS_FILE in json.loads((folder / "manifest.json").read_text())["files"]
 
