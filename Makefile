@@ -1,6 +1,7 @@
 # lnlab: `make figures` runs the notebook suite, `make test` runs the tests, `make lab` opens the
 # notebooks in JupyterLab. All create .venv first (scripts/setup_env.sh).
-# Variables: PROFILE (default reference: the shipped laptop runs, nothing trained), OUTPUT, DEVICE, LNLAB_DATA (and $LNLAB_RUNS from the environment); LAB_PORT for lab.
+# Variables: PROFILE (default reference: the shipped laptop runs, nothing trained), OUTPUT, DEVICE, LNLAB_DATA (and $LNLAB_RUNS from the environment),
+# FIGURES_ARGS (more options of `lnlab figures`, e.g. --sweep-taus 0.01 0.04 --dataset tinyimagenet100); LAB_PORT for lab.
 PROFILE ?= reference
 OUTPUT ?= figures
 DEVICE ?= auto
@@ -21,7 +22,7 @@ test: env
 	$(VENV)/bin/python -m pytest
 
 figures: env
-	$(VENV)/bin/lnlab figures --profile $(PROFILE) --output $(OUTPUT) --device $(DEVICE)
+	$(VENV)/bin/lnlab figures --profile $(PROFILE) --output $(OUTPUT) --device $(DEVICE) $(FIGURES_ARGS)
 
 # JupyterLab on notebooks/ with the kernel "lnlab" and the roots of `make figures` (runs are reused); prints the URL.
 lab: env
