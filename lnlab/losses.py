@@ -37,13 +37,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 def validate_tau(tau: float) -> float:
     """Return ``tau`` as a float, or raise ValueError unless it is a finite number > 0."""
-    try:
-        value = float(tau)
-    except (TypeError, ValueError):
-        raise ValueError(f"tau must be a positive number such as 0.04, got {tau!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"tau must be a finite number > 0 (the paper uses 0.04 on CIFAR-10), got {tau!r}")
-    return value
+    return _positive_number("tau", tau, "0.04 (the paper's value on CIFAR-10)")
 
 
 def _validate_logits_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:
