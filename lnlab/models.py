@@ -222,13 +222,16 @@ def build_for(config: Any, num_classes: int) -> nn.Module:
 
 
 def classifier_head(model: nn.Module) -> nn.Linear:
-    """The network's final linear layer (``fc``, as in every lnlab network; a compiled model's original's),
-    the head a training loss may read (``lnlab.losses.TrainingLoss``)."""
+    """The network's final linear layer (``fc``, as in every lnlab network; a compiled model's original's; else
+    the last ``nn.Linear`` it holds), the head a training loss may read (``lnlab.losses.TrainingLoss``)."""
     model = getattr(model, "_orig_mod", model)
     head = getattr(model, "fc", None)
-    if not isinstance(head, nn.Linear):
-        raise ValueError(f"{type(model).__name__} has no linear classifier head 'fc'; name its final nn.Linear 'fc'")
-    return head
+    if isinstance(head, nn.Linear):
+        return head
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]  # a network lnlab did not build
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear classifier head; name its final linear layer 'fc'")
+    return linears[-1]
 
 
 def available_models() -> list[str]:

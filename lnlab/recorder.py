@@ -12,9 +12,10 @@ lnlab's trainer records, after every epoch, the raw logit norm ‖f(x)‖₂ (me
 
 Each row has ``epoch``, the values you pass (``train_loss``, ``lr``, …), ``test_acc`` (on the
 recorded test images), ``norm_<set>_<stat>`` for every set and stat of ``lnlab.evaluate.norm_stats``,
-and ``seconds`` (wall time since the previous call, the epoch's time as in lnlab's history). The
-normalised logits of LogitNorm have norm 1/τ by construction (paper Eq. 7), so, as for lnlab's runs, a
-figure draws them from the loss and τ given (``lnlab.plots.plot_effective_norm``). :meth:`NormRecorder.run`
+``seen_<set>_<stat>`` for the train and test sets (the norm of the logits the given loss's softmax sees: 1/τ for
+LogitNorm, paper Eq. 7; ``f / s(x)`` for ELogitNorm, from the network's last linear layer; the raw norm otherwise,
+as lnlab's trainer records it), and ``seconds`` (wall time since the previous call, the epoch's time as in lnlab's
+history); ``lnlab.plots.plot_effective_norm`` draws the seen norm beside the raw one. :meth:`NormRecorder.run`
 is the network with its history as a run (``lnlab.foreign.ForeignRun``): ``plot_norm_vs_epoch``,
 ``plot_runs_norm_vs_epoch`` (notebook 01's figure), ``norm_table`` and the τ explorer draw it unchanged.
 
@@ -120,12 +121,25 @@ class NormRecorder:
             row["test_acc"] = float((logits["test"].argmax(1) == self.labels["test"]).float().mean())
         for name, out in logits.items():
             row.update({f"norm_{name}_{stat}": value for stat, value in norm_stats(out).items()})
+        row.update(self._seen(logits))
         now = time.perf_counter()
         row["seconds"] = now - self._last
         self._last = now
         self.cost.append(now - start)
         self.history.append(row)
         return row
+
+    @torch.no_grad()
+    def _seen(self, logits: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """``seen_<set>_<stat>`` of the train and test sets, as lnlab's trainer records them: the norm of the
+        logits the loss's softmax sees (``lnlab.losses.TrainingLoss.seen_logits``; ELogitNorm reads the head)."""
+        from lnlab.losses import training_loss
+        from lnlab.models import classifier_head
+
+        loss = training_loss(self.config.loss, tau=self.config.tau)
+        head = classifier_head(self.model) if loss.needs_head else None
+        return {f"seen_{name}_{stat}": value for name in ("train", "test") if name in logits
+                for stat, value in norm_stats(loss.seen_logits(logits[name].clone(), head)).items()}
 
     def _loader(self, name: str, device: torch.device) -> Any:
         key = (name, str(device))

@@ -115,7 +115,9 @@ def test_recorded_history_has_the_trainers_columns_and_restores_train_mode(train
     model, recorder, _ = trained
     row = recorder.history[-1]
     expected = {f"norm_{name}_{stat}" for name in ("train", "test", "textures") for stat in NORM_STATS}
-    assert expected | {"epoch", "train_loss", "test_acc", "seconds"} == set(row)
+    seen = {f"seen_{name}_{stat}" for name in ("train", "test") for stat in NORM_STATS}  # as lnlab's trainer
+    assert expected | seen | {"epoch", "train_loss", "test_acc", "seconds"} == set(row)
+    assert row["seen_train_mean"] == pytest.approx(row["norm_train_mean"])  # CE sees the raw logits
     model.train()
     recorder(EPOCHS + 1)
     assert model.training  # the recorder evaluates in eval mode and leaves the loop's mode as it was
@@ -205,3 +207,13 @@ def test_inspect_json_agrees_with_sklearn_on_the_same_networks_logits(trained, t
             assert got["auroc"] == pytest.approx(100 * auroc, abs=0.01), (name, score)
             assert got["fpr95"] == pytest.approx(100 * _fpr95(id_scores, ood_scores), abs=0.21), (name, score)
             assert 0 <= got["aupr_in"] <= 100
+
+
+def test_the_recorder_records_the_norm_logitnorm_and_elogitnorm_see():
+    model = _cnn()
+    x = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
+    y = torch.arange(40) % 10
+    for loss, check in (("logitnorm", lambda row: row["seen_train_mean"] == pytest.approx(1 / 0.02, rel=1e-5)),
+                        ("elogitnorm", lambda row: row["seen_test_mean"] != pytest.approx(row["norm_test_mean"]))):
+        recorder = NormRecorder(model, sets={"train": (x, y), "test": (x, y)}, size=40, loss=loss, tau=0.02)
+        assert check(recorder(1))
