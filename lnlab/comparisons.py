@@ -110,11 +110,17 @@ def _missing(kinds: list[LossSpec], overrides: dict[str, Any], absent: Sequence[
     """ValueError naming the runs the reference source lacks and listing the ones it has."""
     from lnlab.shipped import recipe_for, reference_root, reference_runs
 
+    from lnlab.losses import TRAINING_LOSSES, training_loss
+
     have = reference_runs(recipe_for(overrides.get("dataset")))
     names = ", ".join(f"{c.label()} seed {c.seed}" for c in absent) or ", ".join(str(k) for k in kinds)
-    there = "; ".join(f"{loss}{'' if p is None else f' {p:g}'} seed {seed}" for loss, p, seed in have)
-    raise ValueError(f"the reference runs ({reference_root()}) have no {names}; they hold: {there}. "
-                     "Pass taus, losses and seeds among those")
+    seeds: dict[str, list[int]] = {}
+    for loss, param, seed in have:
+        field = TRAINING_LOSSES[loss][1]
+        seeds.setdefault(training_loss(loss, **({} if field is None else {field: param})).label(), []).append(seed)
+    there = "; ".join(f"{label} seeds {sorted(found)}" for label, found in seeds.items())
+    raise ValueError(f"the reference runs ({reference_root()}) have no {names}; they hold {there}: pass taus, "
+                     "losses and seeds among those")
 
 
 def _shipped(config: Any) -> bool:

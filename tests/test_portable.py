@@ -208,7 +208,7 @@ def test_reference_profile_reads_the_recipe_and_never_trains(shared, monkeypatch
     assert list(runs) == ["CE", "LogitNorm τ=0.04"]
     assert all(isinstance(group[0], PortableRun) for group in runs.values())
     assert not (tmp_path / "empty-cache").exists()
-    with pytest.raises(ValueError, match=r"no τ=0.1 seed 0.*τ \[0.04\] and seeds \[0\]"):
+    with pytest.raises(ValueError, match=r"no LogitNorm τ=0.1 seed 0; they hold CE seeds \[0\]; LogitNorm τ=0.04 seeds \[0\]"):
         comparison_runs("reference", taus=[0.1], runs_root=tmp_path / "empty-cache")
     with pytest.raises(ValueError, match=r"no CE seed 3.*seeds \[0\]"):
         comparison_runs("reference", seeds=[3], runs_root=tmp_path / "empty-cache")
