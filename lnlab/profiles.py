@@ -103,9 +103,10 @@ def _for_training_set(profile: dict[str, Any], values: dict[str, Any], overrides
     ``DEFAULT_HOLDOUT`` out) as ``subset_per_class``, its test fraction as ``test_subset_per_class``, and its
     OOD sets without those that share images or classes with the training set (replaced by the set's own
     near-OOD set, ``lnlab.data.default_ood_for``)."""
-    from lnlab.data import default_ood_for, images_per_class
+    from lnlab.data import check_training_set, default_ood_for, images_per_class
 
     dataset, root = values.get("dataset", "cifar10"), values.get("data_root")
+    check_training_set(dataset, root)  # the one-line error before anything is read
     holdout, train, test = (values.pop(name, None) for name in (HOLDOUT, TRAIN_FRACTION, TEST_FRACTION))
     changes: dict[str, Any] = {}
     if "subset_per_class" not in overrides and (holdout or train):

@@ -42,6 +42,9 @@ def test_sweep_and_train_reuse_the_cache(root, capsys):
     assert main(["sweep", "--profile", "ci", "--taus", "0.04", "--runs", root, "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "LogitNorm τ=0.04" in out and "msp_auroc" in out and out.count("True") == 2  # both cached
+    # it ends with the validation pick, its stability over seeds, and the command that draws these runs
+    assert "Validation picks τ = 0.04 (mean over seeds [0])" in out and "whether the pick holds is not known" in out
+    assert f"lnlab figures --profile ci --notebooks 04 --sweep-taus 0.04 --seeds 0 --runs {root}" in out
     assert main(["train", "--profile", "ci", "--runs", root, "--no-progress"]) == 0
     assert "cached" in capsys.readouterr().out
 
@@ -59,6 +62,12 @@ def test_sweep_and_train_reuse_the_cache(root, capsys):
     (["sweep", "--parallel", "0"], "parallel must be a positive integer"),
     (["train", "--profile", "reference"], "never trained here"),
     (["sweep", "--profile", "reference"], "never trained here"),
+    (["train", "--loss", "focal"], "unknown loss"),
+    (["train", "--loss", "logit_penalty", "--penalty", "-1"], "penalty must be"),
+    (["train", "--loss", "label_smoothing", "--smoothing", "1.5"], "smoothing must be below 1"),
+    (["train", "--dataset", "nowhere_at_all"], "unknown dataset 'nowhere_at_all'"),
+    (["eval", "--dataset", "tinyimagenet100", "--ood", "tinyimagenet"], "use 'tinyimagenet100-other' instead"),
+    (["sweep", "--dataset", "mnist"], "is an OOD set, not a training set"),
 ])
 def test_bad_input_prints_one_line_and_exits_2_before_any_training(argv, message, capsys, monkeypatch):
     import lnlab.runs
