@@ -498,7 +498,14 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
     """
     from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
 
-    taus = default_taus() if taus is None else np.asarray(taus, dtype=np.float64)
+    if taus is None:  # 0.01 … 1, reaching down to the smallest τ of a run or marker drawn on it
+        shown = [float(m[0]) for m in markers] + ([float(marker[0])] if marker is not None else [])
+        if points is not None:
+            shown += [float(row["tau"]) for row in (points.to_dict("records") if isinstance(points, pd.DataFrame)
+                                                    else points)]
+        low = min([0.01, *shown])
+        taus = default_taus() if low >= 0.01 else np.logspace(np.log10(low) - 0.1, 0, 200)
+    taus = np.asarray(taus, dtype=np.float64)
     ks = list(ks)
     if not ks:
         raise ValueError("ks is empty: pass class counts such as (10, 100, 1000)")
