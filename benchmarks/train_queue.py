@@ -74,7 +74,7 @@ def train_one(folder: str, profile: str, overrides: dict, repo: Path, runs: str)
               f"test acc {row['test_acc']:.4f} norm {row['norm_train_mean']:.2f} ({row['seconds']:.0f} s)", flush=True)
 
     run = get_run(config, root=runs, progress=False, callbacks=[log], reference=False)
-    export_run(run, target, weights=True, **export)
+    export_run(run, target, **{"weights": True, **export})
     return {"key": config.key(), "status": "trained", "label": config.label(), "seed": config.seed,
             "test_acc": run.test_acc, "seconds": round(time.time() - start)}
 

@@ -112,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", action="store_true", help="also store the final weights in float16 (weights.npz)")
     p.add_argument("--no-snapshots", dest="snapshots", action="store_false",
                    help="leave out the logits stored along training (smaller; figures of the final logits only)")
+    p.add_argument("--scores", action="store_true", default=None,
+                   help="store the weight-based scores (ODIN, GradNorm) of the stored sets even without --weights")
     p.add_argument("--runs", default=None, help="run-cache root for keys (default $LNLAB_RUNS or runs/)")
     p.set_defaults(func=_cmd_export)
 
@@ -381,7 +383,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             folder = runs_root(args.runs) / name
             if not folder.is_dir():
                 raise ValueError(f"{name!r} is neither a run folder nor a key in the run cache {folder.parent}")
-        target = export_run(folder, args.to, sets=args.sets, weights=args.weights, snapshots=args.snapshots)
+        target = export_run(folder, args.to, sets=args.sets, weights=args.weights, snapshots=args.snapshots,
+                            scores=args.scores)
         size = sum(p.stat().st_size for p in target.iterdir() if p.is_file())
         print(f"{target}  {size / 1024:.0f} KiB")
     return 0

@@ -131,15 +131,15 @@ def score_values(run: Any, score_name: str, name: str, settings: Mapping[str, fl
         return score(score_name, logits_of(run, name), **settings)
     if not hasattr(run, "directory"):
         raise ValueError(f"score {score_name!r} needs the network: pass Runs, not dicts of logits")
+    shipped = getattr(run, "stored_score", lambda *args: None)(score_name, name, settings)
+    if shipped is not None:  # a shipped run carries its weight-based scores (lnlab.portable), with or without weights
+        return shipped
     if not getattr(run, "has_weights", True):
         raise ValueError(f"score {score_name!r} needs the network, and run {run.key} ({run.config.label()}) has no "
-                         f"weights (a portable run: logits only); use a logit score {list(LOGIT_SCORES)} or train "
-                         "the run here")
+                         f"weights and no stored {score_name} scores of {name!r} (a portable run); use a logit score "
+                         f"{list(LOGIT_SCORES)} or train the run here")
     memo = run.__dict__.setdefault("_eval_memo", {})
     key = (score_name, name, json.dumps(settings, sort_keys=True))
-    shipped = getattr(run, "stored_score", lambda *args: None)(score_name, name, settings)
-    if shipped is not None:  # a shipped run carries its weight-based scores (lnlab.portable)
-        return shipped
     if key not in memo:
         data = eval_set(run.config, name)
         tag = hashlib.sha256(key[2].encode()).hexdigest()[:8]
@@ -235,13 +235,22 @@ def runs_of(group: Any) -> list[Any]:
     return list(group) if isinstance(group, list) else [group]
 
 
-def scores_for(runs: Mapping[str, Any], scores: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``(usable, skipped)``: ``scores`` split by whether every run can compute them. The scores that
-    need the network (ODIN, GradNorm) are skipped when a run has no weights (a portable run)."""
+def scores_for(runs: Mapping[str, Any], scores: Sequence[str],
+               sets: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+    """``(usable, skipped)``: ``scores`` split by whether every run can compute them. A score that needs the
+    network (ODIN, GradNorm) is skipped when a run has no weights (a portable run), unless that run stores
+    the score (at its default settings) for "test" and every set of ``sets``."""
     from lnlab.scores import MODEL_SCORES
 
-    weightless = any(not getattr(run, "has_weights", False) for group in runs.values() for run in runs_of(group))
-    skipped = [name for name in scores if weightless and name in MODEL_SCORES]
+    def usable(run: Any, name: str) -> bool:
+        if getattr(run, "has_weights", False):
+            return True
+        stored = getattr(run, "stored_score", None)
+        return stored is not None and sets is not None and all(
+            stored(name, s, SCORE_SETTINGS[name]) is not None for s in ["test", *sets])
+
+    members = [run for group in runs.values() for run in runs_of(group)]
+    skipped = [name for name in scores if name in MODEL_SCORES and not all(usable(r, name) for r in members)]
     return [name for name in scores if name not in skipped], skipped
 
 

@@ -128,13 +128,30 @@ def test_a_portable_run_refuses_what_needs_weights_or_other_images(shared, monke
         run.logits_for("textures")
     with pytest.raises(ValueError, match="no weights"):
         run.model()
-    with pytest.raises(ValueError, match="'odin' needs the network.*no weights"):
+    with pytest.raises(ValueError, match="'odin' needs the network.*no weights and no stored odin scores"):
         score_values(run, "odin", "test")
     with pytest.raises(ValueError, match="no labels"):
         run.labels_for("gaussian")
     other = get_run(run.config.replace(test_subset_per_class=5), root=shared.cache)
     with pytest.raises(ValueError, match="test_subset_per_class=8.*cannot compute new sets"):
         other.logits_for("test")
+
+
+def test_scores_without_weights_give_the_full_table_of_the_stored_sets(shared, tmp_path, monkeypatch):
+    from lnlab.evaluate import scores_for
+
+    trained = shared.pair["logitnorm"]
+    folder = export_run(trained, tmp_path / "light", weights=False, scores=True)  # the size budget's export
+    assert not (folder / "weights.npz").exists()
+    light = load_portable(folder)
+    assert not light.has_weights
+    for name in ("test", *OODS):  # the scores computed from the weights at export, read without them
+        assert torch.allclose(score_values(light, "odin", name), score_values(trained, "odin", name), atol=1e-5)
+    assert scores_for({"light": light}, ["msp", "odin", "gradnorm"], sets=OODS) == (["msp", "odin", "gradnorm"], [])
+    assert scores_for({"light": light}, ["odin"], sets=["textures"]) == ([], ["odin"])  # not stored for that set
+    assert scores_for({"light": light}, ["odin"]) == ([], ["odin"])  # the sets are not known: as before
+    with pytest.raises(ValueError, match="no weights and no stored odin scores of 'val'"):
+        score_values(light, "odin", "val")
 
 
 def test_a_portable_entry_is_never_trained_or_overwritten(shared, monkeypatch, tmp_path):

@@ -55,7 +55,12 @@ def test_a_shipped_run_has_its_recipe_provenance_and_checksums(folder, monkeypat
     assert {"train", "test", *tracked_ood(dataset), "val", *VALIDATION_OOD_SETS} <= set(run.history_sets)
     assert run.snapshot_epochs in (snapshot_epochs(expected.epochs), [expected.epochs])  # all, or the final logits
     assert {"test", "val", *VALIDATION_OOD_SETS, *expected.ood} <= set(run.sets)
-    assert run.has_weights and WEIGHTS_FILE in json.loads((folder / "manifest.json").read_text())["files"]
+    if run.has_weights:
+        assert WEIGHTS_FILE in json.loads((folder / "manifest.json").read_text())["files"]
+    else:  # shipped without weights (the size budget): its weight-based scores are stored for every stored set
+        for score in ("odin", "gradnorm"):
+            assert set(run.meta["scores"][score]["sets"]) == {n for n in run.sets if n not in ("train", "val",
+                                                                                            *VALIDATION_OOD_SETS)}
 
 
 @pytest.mark.parametrize("folder", _shipped()[:1], ids=lambda p: f"{p.parent.name}/{p.name}")
