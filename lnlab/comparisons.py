@@ -255,6 +255,9 @@ def tau_studies(profile: str, datasets: Sequence[str], sweep_taus: Sequence[floa
         except ValueError as exc:
             print(f"{dataset}: left out ({exc})")
             continue
+        if not taus:
+            print(f"{dataset}: left out (the reference runs trained on it have no LogitNorm run yet)")
+            continue
         studies[dataset] = comparison_runs(profile, taus=taus, seeds=seeds, dataset=dataset, validation=True,
                                            each_seeds=profile == REFERENCE and seeds is None, **options)
     return studies
