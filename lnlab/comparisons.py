@@ -186,8 +186,8 @@ def control_runs(profile: str = "reference", tau: float = 0.04, penalty: float |
     reference source ships (profile ``reference``), by :func:`lnlab.tau.pick` among those whose held-out
     accuracy is at least CE's minus :data:`ACCURACY_MARGIN` points (benchmarks/RESULTS.md, this round's
     protocol); for a trainable profile the loss's default (``TrainConfig``). ``choices`` maps each of the two
-    losses to ``{"value": …, "candidates": DataFrame of lnlab.tau.seed_table or None}``. A control the
-    reference source lacks is left out (one line says so). ``options``: :func:`comparison_runs`'s.
+    losses to ``{"value": …, "candidates": DataFrame of lnlab.tau.seed_table or None, "how": how it was set}``.
+    A control the reference source lacks is left out (one line says so). ``options``: :func:`comparison_runs`'s.
     """
     from lnlab.config import TrainConfig
     from lnlab.tau import pick, seed_table
@@ -209,14 +209,16 @@ def control_runs(profile: str = "reference", tau: float = 0.04, penalty: float |
         if not values:
             print(f"the reference runs have no {loss} run: left out")
             continue
-        candidates = None
-        if len(values) > 1:
+        candidates, how = None, "given" if given[loss] is not None else "the loss's default"
+        if given[loss] is None and reference:
             found = comparison_runs(profile, taus=[], losses=[{"loss": loss, field[loss]: v} for v in values],
                                     seeds=[0], dataset=dataset, validation=True, **options)
             base = _held_out_accuracy(found["CE"][0])
             candidates = seed_table(found, loss)
             values = [pick(found, loss, min_val_accuracy=base - ACCURACY_MARGIN)]
-        choices[loss] = {"value": values[0], "candidates": candidates}
+            how = ("chosen on validation data among the shipped candidates" if len(candidates) > 1 else
+                   "the only candidate shipped so far: not a validated choice yet")
+        choices[loss] = {"value": values[0], "candidates": candidates, "how": how}
         losses.append({"loss": loss, field[loss]: values[0]})
     each = reference and seeds is None
     runs = comparison_runs(profile, taus=[tau], losses=losses, seeds=seeds, dataset=dataset, each_seeds=each,
