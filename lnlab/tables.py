@@ -78,7 +78,12 @@ def describe_pair(table: pd.DataFrame, score: str = "msp", metrics: tuple[str, .
             verdict = "within the spread" if abs(gain) <= limit else ("better" if gain > 0 else "worse")
             verdicts[verdict].append((header, str(ood)))
         listed.append(f"{header}: " + ", ".join(values))
-    text = f"**{name}, {first} → {second}** (%, " + ("mean ± std over seeds" if spread else "one seed") + "). "
+    any_std = any(not math.isnan(table.loc[ood, (run, score, metric, "std")])
+                  for ood in table.index for run in (first, second) for metric in metrics)
+    kind = ("mean ± std over seeds" if spread else
+            "mean ± std over seeds; a number without ± is one seed's, so no difference is called beyond the spread"
+            if any_std else "one seed each, so no difference is called beyond the spread")
+    text = f"**{name}, {first} → {second}** (%, {kind}). "
     text += "; ".join(listed) + "."
     if spread:
         def where(verdict: str) -> str:

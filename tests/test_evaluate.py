@@ -255,7 +255,7 @@ def test_describe_pair_reads_every_number_from_the_table_and_compares_with_the_l
     assert ("better by more than the larger std of the two on FPR95 ↓ textures and AUROC ↑ textures; "
             "worse on FPR95 ↓ mnist and AUROC ↑ mnist; within the spread on FPR95 ↓ gaussian and AUROC ↑ gaussian.") in text
     one_seed = _table({("textures", "CE", "fpr95"): (75.1, nan), ("textures", "LN", "fpr95"): (45.3, nan)})
-    assert tables.describe_pair(one_seed, metrics=("fpr95",)) == "**MSP, CE → LN** (%, one seed). FPR95 ↓: textures 75.1 → 45.3."
+    assert tables.describe_pair(one_seed, metrics=("fpr95",)) == "**MSP, CE → LN** (%, one seed each, so no difference is called beyond the spread). FPR95 ↓: textures 75.1 → 45.3."
     with pytest.raises(ValueError, match="compares two runs"):
         tables.describe_pair(_table({("textures", "CE", "fpr95"): (75.1, 1.0)}), metrics=("fpr95",))
 
