@@ -227,7 +227,17 @@ def recipe_line(runs: Any) -> str | None:
         return None
     recipes = " | ".join(dict.fromkeys(_recipe(run) for run in members))
     seeds = sorted({int(run.config.seed) for run in members if run.config.seed is not None})  # None: not known
-    return f"{recipes} · seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}" if seeds else recipes
+    if not seeds:
+        return recipes
+    text = f"{recipes} · seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+    if isinstance(runs, Mapping):  # groups with fewer seeds than the others say which they have
+        fewer = {label: sorted({int(r.config.seed) for r in runs_of(group) if hasattr(r, "config")})
+                 for label, group in runs.items()}
+        fewer = {label: own for label, own in fewer.items() if own and own != seeds}
+        if fewer:
+            text += " (" + "; ".join(f"{label}: seed{'s' if len(own) > 1 else ''} {', '.join(map(str, own))}"
+                                     for label, own in fewer.items()) + ")"
+    return text
 
 
 def _recipe(run: Any) -> str:

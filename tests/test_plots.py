@@ -225,6 +225,8 @@ def test_recipe_line_names_profile_recipe_and_seeds():
     ci = Seeds([_run("ce", seed=s, profile="ci") for s in range(3)])
     assert plots.recipe_line({"CE": ci}) == "CIFAR-10, ci recipe: fastnet, 10 epochs, cpu · seeds 0, 1, 2"
     assert plots.recipe_line(ci[1]) == "CIFAR-10, ci recipe: fastnet, 10 epochs, cpu · seed 1"
+    one = Seeds([_run("logitnorm", seed=0, profile="ci")])
+    assert plots.recipe_line({"CE": ci, "LN": one}).endswith("· seeds 0, 1, 2 (LN: seed 0)")  # who has fewer seeds
     changed = _run("ce", profile="ci", weight_decay=1e-3)  # not a profile's recipe any more: no profile name
     assert plots.recipe_line([changed]) == "CIFAR-10, recipe: fastnet, 10 epochs, cpu · seed 0"
     assert plots.recipe_line({"CE": logits("ce")}) is None  # plain data: nothing to state
