@@ -231,7 +231,8 @@ def recipe_line(runs: Any) -> str | None:
         return recipes
     text = f"{recipes} · seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
     if isinstance(runs, Mapping):  # groups with fewer seeds than the others say which they have
-        fewer = {label: sorted({int(r.config.seed) for r in runs_of(group) if hasattr(r, "config")})
+        fewer = {label: sorted({int(r.config.seed) for r in runs_of(group)
+                                if hasattr(r, "config") and r.config.seed is not None})
                  for label, group in runs.items()}
         fewer = {label: own for label, own in fewer.items() if own and own != seeds}
         if fewer:

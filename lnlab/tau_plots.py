@@ -24,7 +24,8 @@ SEED_MARKERS = ("v", "^", "<", ">", "D", "P", "X")
 
 
 def tau_axis(ax: Axes, taus: Sequence[float], label: str = "temperature τ") -> None:
-    """Log x axis with one tick per τ, labelled plainly ("0.005"), no minor tick labels."""
+    """Log x axis with one tick per τ, labelled plainly ("0.005"), no minor tick labels; the labels stand
+    vertically where there are six or more τ or two within a factor 1.9."""
     taus = sorted({float(t) for t in taus})
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(FixedLocator(taus))
@@ -32,6 +33,9 @@ def tau_axis(ax: Axes, taus: Sequence[float], label: str = "temperature τ") -> 
     ax.xaxis.set_minor_locator(NullLocator())
     if taus:
         ax.set_xlim(taus[0] / 1.35, taus[-1] * 1.35)
+    crowded = len(taus) >= 6 or any(b / a < 1.9 for a, b in zip(taus, taus[1:]))
+    if crowded:  # six or more τ, or two close ones: upright labels would print on top of each other
+        ax.tick_params(axis="x", labelrotation=90)
     ax.set_xlabel(label)
 
 

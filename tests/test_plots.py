@@ -227,6 +227,11 @@ def test_recipe_line_names_profile_recipe_and_seeds():
     assert plots.recipe_line(ci[1]) == "CIFAR-10, ci recipe: fastnet, 10 epochs, cpu · seed 1"
     one = Seeds([_run("logitnorm", seed=0, profile="ci")])
     assert plots.recipe_line({"CE": ci, "LN": one}).endswith("· seeds 0, 1, 2 (LN: seed 0)")  # who has fewer seeds
+    from types import SimpleNamespace
+
+    theirs = SimpleNamespace(config=SimpleNamespace(seed=None, recipe=lambda: "their model"))  # seed not known
+    assert plots.recipe_line({"theirs": theirs, "LN": one}) == ("their model | CIFAR-10, ci recipe: fastnet, "
+                                                               "10 epochs, cpu · seed 0")
     changed = _run("ce", profile="ci", weight_decay=1e-3)  # not a profile's recipe any more: no profile name
     assert plots.recipe_line([changed]) == "CIFAR-10, recipe: fastnet, 10 epochs, cpu · seed 0"
     assert plots.recipe_line({"CE": logits("ce")}) is None  # plain data: nothing to state
