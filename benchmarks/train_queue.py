@@ -34,6 +34,8 @@ HERE = Path(__file__).resolve()
 def parse_line(line: str) -> tuple[str, str, dict] | None:
     """``(recipe folder, profile, overrides)`` of one queue line (``export.*`` entries included), or None for
     a blank or comment line."""
+    from lnlab.cli import _parse_value
+
     text = line.split("#", 1)[0].strip()
     if not text:
         return None
@@ -43,17 +45,8 @@ def parse_line(line: str) -> tuple[str, str, dict] | None:
         name, _, value = pair.partition("=")
         if not value:
             raise ValueError(f"queue line {line.strip()!r}: {pair!r} is not field=value")
-        overrides[name] = _value(value)
+        overrides[name] = _parse_value(value)  # the CLI's --set parsing: numbers, true/false, a,b lists
     return folder, profile, overrides
-
-
-def _value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
 def train_one(folder: str, profile: str, overrides: dict, repo: Path, runs: str) -> dict:
