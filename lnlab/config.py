@@ -116,7 +116,7 @@ class TrainConfig:
         if not (self.device in DEVICES or str(self.device).startswith("cuda:")):
             raise ValueError(f"device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
         training_loss(self.loss, **{name: getattr(self, name) for name in LOSS_FIELDS})  # validates its hyperparameter
-        _check_datasets(self.dataset, self.ood, self.data_root)
+        check_datasets(self.dataset, self.ood, self.data_root)
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
         _positive_int("norm_subset", self.norm_subset)
@@ -239,7 +239,7 @@ def _finite(name: str, value: Any, low: float | None = None, high: float | None 
         raise ValueError(f"{name} must be a finite number {bounds}, got {value!r}")
 
 
-def _check_datasets(dataset: str, ood: tuple[str, ...], root: str | None) -> None:
+def check_datasets(dataset: str, ood: tuple[str, ...], root: str | None) -> None:
     """The training set registered or found on disk; OOD names registered OOD sets or a user's own (checked
     on load), none sharing images or classes with the training set (``lnlab.data.overlapping_ood``)."""
     from lnlab.data import DATASETS, check_training_set, is_registered, overlapping_ood

@@ -54,7 +54,7 @@ from torch import nn
 
 from lnlab import evaluate
 from lnlab.atomic import atomic_write, atomic_write_json
-from lnlab.config import DEFAULT_OOD, ID_SET_NAMES, LOSSES, TrainConfig
+from lnlab.config import DEFAULT_OOD, ID_SET_NAMES, LOSSES, TrainConfig, check_datasets
 from lnlab.data import (CIFAR_MEAN, CIFAR_STD, DATASETS, check_training_set, default_ood_for, display_name,
                         is_registered)
 from lnlab.models import available_models, build_model
@@ -109,17 +109,10 @@ class ForeignConfig:
     channels_last: bool = False
 
     def __post_init__(self) -> None:
-        check_training_set(self.dataset, self.data_root)
         ood = default_ood_for(self.dataset, DEFAULT_OOD) if self.ood is None else self.ood
         ood = (ood,) if isinstance(ood, str) else ood
         object.__setattr__(self, "ood", tuple(str(n).lower() if is_registered(str(n)) else str(n) for n in ood))
-        wrong = [n for n in self.ood if n in ID_SET_NAMES or n == self.dataset
-                 or (is_registered(n) and not DATASETS[n].is_ood)]
-        if wrong:
-            raise ValueError(f"{wrong} cannot be OOD sets of a network trained on {self.dataset!r} "
-                             f"({list(ID_SET_NAMES)} name its own sets); pass registered OOD sets "
-                             f"({', '.join(available_ood_names())}), your own <data root>/NAME.npz or NAME/ folder, "
-                             "or a path")
+        check_datasets(self.dataset, self.ood, self.data_root)  # the same refusals as a run's config
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; pass the loss the network was trained with, one of "
                              f"{list(LOSSES)} (default 'ce')")
@@ -510,11 +503,16 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" not in str(exc).lower():  # not a refusal: a file pickle cannot read at all
-            raise ValueError(f"cannot load {path}: not a TorchScript file nor a torch.save file ({_first_line(exc)}); "
-                             "pass a TorchScript file (torch.jit.save) or a state_dict saved with torch.save") from None
+        refused_global = "GLOBAL" in str(exc)  # a torch.save file naming a class or function weights_only refuses
+        with open(path, "rb") as handle:
+            pickled = handle.read(1) == b"\x80"  # a plain pickle (protocol 2+): may hold any object
+        if not refused_global and not pickled and not zipfile.is_zipfile(path):  # neither: not a model file at all
+            raise ValueError(f"cannot load {path}: not a TorchScript file nor a torch.save file (it is neither a zip "
+                             "archive nor a pickle); pass a TorchScript file (torch.jit.save) or a state_dict saved "
+                             "with torch.save") from None
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        refused = f"it holds {found.group(1)}, which is not a tensor" if found else _first_line(exc)
+        refused = (f"it holds {found.group(1)}, which is not a tensor" if found else
+                   "a plain pickle, not torch.save's zip format of tensors")
         raise ValueError(f"{path} holds pickled Python objects that torch.load(weights_only=True) refuses "
                          f"({refused}); save model.state_dict() and pass arch= (--arch), or save "
                          "TorchScript (torch.jit.save(torch.jit.script(model), path)); only for a file you trust: "

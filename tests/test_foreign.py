@@ -3,6 +3,8 @@ every bad input answered with one line that says what to pass, before any long w
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
 from torch import nn
@@ -110,8 +112,12 @@ def _save(obj, path) -> str:
 @pytest.mark.parametrize("write, extra, message", [
     (lambda p: p.write_bytes(b"this is not a network" * 10) and str(p), [],
      "cannot load {path}: not a TorchScript file nor a torch.save file"),
+    (lambda p: p.write_bytes(b"not a model file at all") and str(p), [],  # starts with "n", pickle's NEWOBJ
+     "cannot load {path}: not a TorchScript file nor a torch.save file (it is neither a zip archive nor a pickle)"),
     (lambda p: _save(Tiny(), p), [],
-     "{path} holds pickled Python objects that torch.load(weights_only=True) refuses"),
+     "{path} holds pickled Python objects that torch.load(weights_only=True) refuses (it holds"),
+    (lambda p: p.write_bytes(pickle.dumps({"weights": [1.0]}, protocol=4)) and str(p), [],
+     "{path} holds pickled Python objects that torch.load(weights_only=True) refuses (a plain pickle"),
     (lambda p: _save(build_model("airnet", 10, width=16).state_dict(), p), ["--arch", "airnet"],
      "the state_dict in {path} does not fit airnet with 10 classes: first mismatched key 'features.0.weight' "
      "(file [16, 3, 3, 3], architecture [32, 3, 3, 3])"),
@@ -145,8 +151,10 @@ def test_the_pickle_weights_only_refuses_loads_only_behind_the_unsafe_opt_in(tmp
     (["--limit", "0"], "--limit takes a positive number of images per set"),
     (["--scores", "softmax"], "unknown score"),
     (["--ood", "no_such_set"], "not a registered dataset"),
-    (["--ood", "test"], "['test'] cannot be OOD sets of a network trained on 'cifar10'"),
+    (["--ood", "test"], "['test'] cannot be OOD sets for dataset 'cifar10'"),
     (["--dataset", "textures"], "'textures' is an OOD set, not a training set"),
+    (["--dataset", "tinyimagenet100", "--ood", "tinyimagenet"],
+     "OOD set 'tinyimagenet' shares images and classes with the training set 'tinyimagenet100'"),
 ])
 def test_bad_options_are_refused_before_the_file_is_read(tmp_path, capsys, argv, message):
     rc = main(["inspect", str(tmp_path / "never_read.pt"), *argv, "--no-progress"])
