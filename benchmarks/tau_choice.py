@@ -23,7 +23,7 @@ from lnlab.comparisons import comparison_runs
 from lnlab.evaluate import ood_table
 from lnlab.profiles import sweep_taus
 from lnlab.tables import cell
-from lnlab.tau import choice_by_test_sets, pick_stability, stability_table, tau_table
+from lnlab.tau import choice_by_test_sets, pick_stability, stability_table, tau_table, validation_metrics
 
 
 def main() -> None:
@@ -53,6 +53,11 @@ def main() -> None:
                 for ood in [*oods, "mean"] for metric in ("fpr95", "auroc")}})
     print("\nFPR95 / AUROC per OOD set, MSP and Energy (%, mean ± std over seeds):")
     print(pd.DataFrame(rows).to_markdown(index=False))
+    per_set = validation_metrics(runs, per_set=True)
+    auroc = per_set.xs(("msp", "auroc", "mean"), level=("score", "metric", "stat"), axis=1)
+    print("\nValidation MSP AUROC per validation set (held-out images against each; %, mean over seeds; the rule "
+          "reads the mean row):")
+    print(auroc.round(1).T.to_markdown())
     try:
         stability = pick_stability(runs)
     except ValueError as error:  # only CE shipped so far for this training set
