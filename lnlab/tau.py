@@ -146,7 +146,14 @@ class Stability:
         seeds = sorted({s for ss in self.seeds.values() for s in ss})
         single = [v for v, ss in self.seeds.items() if len(ss) < 2]
         count = len(self.seed_picks)
-        text = (f"Validation picks {symbol} = {self.pick:g} (mean over seeds {seeds}); seeds won alone "
+        if len(self.seeds) == 1:
+            return (f"Only {symbol} = {self.pick:g} is trained so far (seeds {seeds}): nothing to choose between yet.")
+        groups: dict[tuple, list[str]] = {}
+        for value, own in self.seeds.items():
+            groups.setdefault(tuple(sorted(own)), []).append(f"{value:g}")
+        over = "; ".join(f"{symbol} {', '.join(values)}: seed{'s' if len(own) > 1 else ''} {', '.join(map(str, own))}"
+                         for own, values in groups.items())
+        text = (f"Validation picks {symbol} = {self.pick:g} (each candidate's mean over its seeds: {over}); seeds won alone "
                 f"({count} seed{'s' if count != 1 else ''} every candidate has): {wins or 'none'}; bootstrap over seeds "
                 f"({BOOTSTRAP_RESAMPLES:,} resamples): {boot}. ")
         if single:
@@ -276,11 +283,14 @@ def describe_transfer(studies: Mapping[str, tuple[pd.DataFrame, Stability]], ood
             text += (f"Validation MSP AUROC {at(table, stability.pick, 'val_auroc')} % at τ = {stability.pick:g} "
                      f"against {at(table, reference_tau, 'val_auroc')} % at τ = {reference_tau:g}: a gap of "
                      f"{gap:.{decimals}f} points, {verdict}. ")
-        elif stability.pick == reference_tau:
+        elif stability.pick == reference_tau and len(stability.seeds) > 1:
             text += f"Validation picks τ = {reference_tau:g} itself. "
-        sets = [f"{ood}: CE {at(table, None, f'{ood}_auroc')}, τ = {reference_tau:g} "
-                f"{at(table, reference_tau, f'{ood}_auroc')}, τ = {stability.pick:g} "
-                f"{at(table, stability.pick, f'{ood}_auroc')}" for ood in oods[name]]
+        shown = list(dict.fromkeys([reference_tau, stability.pick]))
+        if table["tau"].isna().any():  # CE: the baseline every τ is measured against
+            text += (f"CE's validation MSP AUROC is {at(table, None, 'val_auroc')} %; "
+                     + ", ".join(f"τ = {t:g}: {at(table, t, 'val_auroc')} %" for t in shown) + ". ")
+        sets = [f"{ood}: CE {at(table, None, f'{ood}_auroc')}, "
+                + ", ".join(f"τ = {t:g} {at(table, t, f'{ood}_auroc')}" for t in shown) for ood in oods[name]]
         text += "Test MSP AUROC (%) — " + "; ".join(sets) + "."
         paragraphs.append(text)
     return "\n\n".join(paragraphs + [f"For comparison (cited, not measured here): {OPENOOD_CIFAR100}"])

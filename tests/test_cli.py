@@ -43,7 +43,7 @@ def test_sweep_and_train_reuse_the_cache(root, capsys):
     out = capsys.readouterr().out
     assert "LogitNorm τ=0.04" in out and "msp_auroc" in out and out.count("True") == 2  # both cached
     # it ends with the validation pick, its stability over seeds, and the command that draws these runs
-    assert "Validation picks τ = 0.04 (mean over seeds [0])" in out and "whether the pick holds is not known" in out
+    assert "Only τ = 0.04 is trained so far (seeds [0]): nothing to choose between yet." in out  # one τ: no choice
     assert f"lnlab figures --profile ci --notebooks 04 --sweep-taus 0.04 --seeds 0 --runs {root}" in out
     assert main(["train", "--profile", "ci", "--runs", root, "--no-progress"]) == 0
     assert "cached" in capsys.readouterr().out

@@ -155,3 +155,18 @@ def test_describe_transfer_reads_every_number_from_the_tables(monkeypatch):
     assert "80.0 ± 1.5 % at τ = 0.01 against 76.0 ± 2.5 % at τ = 0.04: a gap of 4.0 points, larger than the larger std" in text
     assert "near: CE 61.2 ± 0.5, τ = 0.04 62.5, τ = 0.01 63.8 ± 0.2" in text
     assert "The pick holds." in text and "OpenOOD v1.5" in text
+
+
+def test_describe_transfer_with_one_tau_says_there_is_nothing_to_choose_and_compares_with_ce():
+    import pandas as pd
+
+    table = pd.DataFrame([
+        {"tau": float("nan"), "val_auroc": 58.0, "val_auroc_std": float("nan"), "near_auroc": 62.0},
+        {"tau": 0.04, "val_auroc": 41.8, "val_auroc_std": float("nan"), "near_auroc": 64.0},
+    ], index=["CE", "LogitNorm τ=0.04"])
+    stability = tau_rule.Stability(0.04, {0: 0.04}, {0.04: 1.0}, {0.04: [0]})
+    text = tau_rule.describe_transfer({"Set (k = 100)": (table, stability)}, {"Set (k = 100)": ["near"]})
+    assert "Only τ = 0.04 is trained so far (seeds [0]): nothing to choose between yet." in text
+    assert "Validation picks" not in text and "itself" not in text
+    assert "CE's validation MSP AUROC is 58.0 %; τ = 0.04: 41.8 %." in text
+    assert "near: CE 62.0, τ = 0.04 64.0." in text  # the pick is 0.04 itself: not listed twice
