@@ -236,9 +236,19 @@ def recipe_line(runs: Any) -> str | None:
                  for label, group in runs.items()}
         fewer = {label: own for label, own in fewer.items() if own and own != seeds}
         if fewer:
-            text += " (" + "; ".join(f"{label}: seed{'s' if len(own) > 1 else ''} {', '.join(map(str, own))}"
-                                     for label, own in fewer.items()) + ")"
+            groups: dict[tuple, list[str]] = {}
+            for label, own in fewer.items():
+                groups.setdefault(tuple(own), []).append(label)
+            text += " (" + "; ".join(f"{_label_list(labels)}: seed{'s' if len(own) > 1 else ''} "
+                                     f"{', '.join(map(str, own))}" for own, labels in groups.items()) + ")"
     return text
+
+
+def _label_list(labels: list[str]) -> str:
+    """``["LogitNorm τ=0.01", "LogitNorm τ=0.02"]`` -> ``"LogitNorm τ=0.01, 0.02"`` (a shared prefix up to "=" once)."""
+    prefix = os.path.commonprefix(labels) if len(labels) > 1 else ""
+    prefix = prefix[: prefix.rfind("=") + 1]
+    return prefix + ", ".join(label[len(prefix):] for label in labels)
 
 
 def _recipe(run: Any) -> str:

@@ -157,7 +157,7 @@ def plot_tau_and_classes(studies: Mapping[str, pd.DataFrame], oods: Mapping[str,
                    Line2D([], [], color="0.3", label="τ picked on each set's validation data")]
         fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
         if subtitles:
-            _subtitle(fig, " | ".join(dict.fromkeys(subtitles.values())))
+            _subtitle(fig, "\n".join(dict.fromkeys(subtitles.values())))  # one line per training set
     return fig
 
 

@@ -227,6 +227,8 @@ def test_recipe_line_names_profile_recipe_and_seeds():
     assert plots.recipe_line(ci[1]) == "CIFAR-10, ci recipe: fastnet, 10 epochs, cpu · seed 1"
     one = Seeds([_run("logitnorm", seed=0, profile="ci")])
     assert plots.recipe_line({"CE": ci, "LN": one}).endswith("· seeds 0, 1, 2 (LN: seed 0)")  # who has fewer seeds
+    taus = {f"LogitNorm τ={t}": Seeds([_run("logitnorm", seed=0, profile="ci", tau=t)]) for t in (0.01, 0.02)}
+    assert plots.recipe_line({"CE": ci, **taus}).endswith("· seeds 0, 1, 2 (LogitNorm τ=0.01, 0.02: seed 0)")
     from types import SimpleNamespace
 
     theirs = SimpleNamespace(config=SimpleNamespace(seed=None, recipe=lambda: "their model"))  # seed not known
