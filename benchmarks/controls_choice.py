@@ -36,7 +36,7 @@ def main() -> None:
     for loss, choice in choices.items():
         print(f"\n{loss}: {choice['value']:g} ({choice['how']})")
         if choice["candidates"] is not None:
-            print(choice["candidates"].round(2).to_markdown())
+            print(choice["candidates"].round({"auroc": 2, "fpr95": 2, "val_accuracy": 2}).to_markdown(index=False))
     print("\nID test accuracy (%):\n")
     print(evaluate.accuracy_table(runs).round(2).to_markdown())
     table = tables.paper_layout(evaluate.ood_table(runs, scores=["msp", "energy"], oods=evaluate.ood_rows(runs)),
