@@ -54,9 +54,8 @@ from torch import nn
 
 from lnlab import evaluate
 from lnlab.atomic import atomic_write, atomic_write_json
-from lnlab.config import DEFAULT_OOD, ID_SET_NAMES, LOSSES, TrainConfig, check_datasets
-from lnlab.data import (CIFAR_MEAN, CIFAR_STD, DATASETS, check_training_set, default_ood_for, display_name,
-                        is_registered)
+from lnlab.config import DEFAULT_OOD, LOSSES, TrainConfig, check_datasets
+from lnlab.data import CIFAR_MEAN, CIFAR_STD, default_ood_for, display_name, is_registered
 from lnlab.models import available_models, build_model
 from lnlab.paths import runs_root as default_runs_root
 from lnlab.splits import eval_set, training_subset
@@ -271,11 +270,6 @@ def _first_line(exc: BaseException) -> str:
     errors = [line for line in lines if re.match(r"^\w*(Error|Exception)\b", line)]
     text = (errors[-1] if errors else lines[-1] if lines else "") or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if not text.startswith(type(exc).__name__) else text
-
-
-def available_ood_names() -> list[str]:
-    """Registered OOD sets (test and validation), whether their files are here or not."""
-    return [name for name, info in DATASETS.items() if info.is_ood]
 
 
 def device_of(module: nn.Module) -> torch.device:
