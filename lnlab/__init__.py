@@ -56,7 +56,7 @@ _EXPORTS: dict[str, str] = {
     # figures, explorers and the notebook suite (paper Fig. 1-3, Prop. 3)
     "plot_norm_vs_epoch": "plots",
     "plot_msp_histograms": "plots",
-    "plot_lower_bound": "plots",
+    "plot_lower_bound": "bound_plots",
     "save_figure": "plots",
     "score_explorer": "widgets",
     "bound_explorer": "widgets",

@@ -147,7 +147,7 @@ def main_pair(runs: dict[str, Any]) -> dict[str, Any]:
 
 
 def bound_points(runs: Any) -> "pd.DataFrame":
-    """Final train loss of each LogitNorm run with its τ and class count, for :func:`lnlab.plots.plot_lower_bound`.
+    """Final train loss of each LogitNorm run with its τ and class count, for :func:`lnlab.bound_plots.plot_lower_bound`.
 
     ``runs``: the runs to draw (``{label: Run or Seeds}`` as from :func:`comparison_runs`, or a
     list); every seed is a point. The class count is read from the run's test logits. Columns: tau,

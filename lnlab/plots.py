@@ -44,6 +44,7 @@ _SCORE_LABELS = {
     "max_logit": "max logit",
     "logit_norm": "logit norm ‖f(x)‖₂",
 }
+SHORT_SCORES = {"msp": "MSP", "energy": "energy", "max_logit": "max logit", "logit_norm": "‖f‖"}  # panel labels
 _STYLE = {
     "font.size": 8,
     "axes.titlesize": 8,
@@ -462,7 +463,7 @@ def plot_msp_histograms(id_scores: Mapping[str, Any], ood_scores: Mapping[str, A
                     bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7", "alpha": 0.9})
             ax.set_title(_wrapped(label) if n > 2 else label)
             # more than two panels: a short x label each and one y label, so that neighbours do not collide
-            ax.set_xlabel(score_axis_label(score_name) if n <= 2 else _SHORT_SCORES.get(score_name, score_name))
+            ax.set_xlabel(score_axis_label(score_name) if n <= 2 else SHORT_SCORES.get(score_name, score_name))
             ax.set_ylabel("density (1 / score unit)" if ax is axes.flat[0] or n <= 2 else "")
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
@@ -492,118 +493,6 @@ def shared_bins(score_name: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]],
     if high <= low:
         high = low + 1.0
     return np.linspace(low, high, bins + 1)
-
-
-# --------------------------------------------------------------------------- figure 3: lower bound
-
-
-def default_taus() -> np.ndarray:
-    """τ grid for the bound figure: 0.01 … 1 on a log scale."""
-    return np.logspace(-2, 0, 200)
-
-
-def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Sequence[int] = (10, 100, 1000),
-                     points: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
-                     marker: tuple[float, int] | None = None, y_floor: float = 1e-12,
-                     width: float = DOUBLE_COLUMN, markers: Sequence[tuple] = ()) -> Figure:
-    """LogitNorm's loss floor and the confidence it allows, vs τ (paper Prop. 3).
-
-    Left: ``lower_bound`` (dashed, Prop. 3: gap 2) and ``tight_lower_bound`` (solid, unit-norm
-    simplex: gap ``sqrt(k/(k-1))``) on log–log axes, one colour per class count ``k``.
-    Right: the highest softmax confidence reachable at that optimum, ``1 / (1 + (k-1) e^{-gap/τ})``:
-    a large τ caps confidence far below 1, the more so the more classes there are.
-    ``points`` (columns ``tau``, ``num_classes``, ``loss``) draws final train losses of runs
-    against their bound; ``marker=(tau, k)`` highlights one point on both panels (the explorer moves it);
-    ``markers``: more points ``(tau, k[, legend text])`` in the colour of their ``k``, e.g. each training set's
-    validated τ (notebook 07).
-    """
-    from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
-
-    if taus is None:  # 0.01 … 1, reaching down to the smallest τ of a run or marker drawn on it
-        shown = [float(m[0]) for m in markers] + ([float(marker[0])] if marker is not None else [])
-        if points is not None:
-            shown += [float(row["tau"]) for row in (points.to_dict("records") if isinstance(points, pd.DataFrame)
-                                                    else points)]
-        low = min([0.01, *shown])
-        taus = default_taus() if low >= 0.01 else np.logspace(np.log10(low) - 0.1, 0, 200)
-    taus = np.asarray(taus, dtype=np.float64)
-    ks = list(ks)
-    if not ks:
-        raise ValueError("ks is empty: pass class counts such as (10, 100, 1000)")
-    with paper_style():
-        fig, axes = new_figure(2, 1, width=width, height=2.5)
-        ax_bound, ax_cap = axes.flat
-        palette = dict(zip(ks, colors(len(ks))))
-        for k in ks:
-            c = palette[k]
-            ax_bound.plot(taus, _above(tight_lower_bound(taus, k), y_floor), color=c, label=f"k={k}")
-            ax_bound.plot(taus, _above(lower_bound(taus, k), y_floor), color=c, linestyle="--")
-            ax_cap.plot(taus, confidence_cap(taus, k, tight=True), color=c)
-            ax_cap.plot(taus, confidence_cap(taus, k, tight=False), color=c, linestyle="--")
-        # the τ range padded by 25 % so that the first x tick label leaves the corner to the y tick labels
-        xlim = (taus.min() / 1.25, taus.max() * 1.25)
-        ax_bound.set(xscale="log", yscale="log", xlim=xlim, ylim=(y_floor, None),
-                     xlabel="temperature τ (unitless)",
-                     ylabel="min. LogitNorm loss (nats)", title="loss floor vs τ")
-        ax_cap.set(xscale="log", xlim=xlim, ylim=(0, 1.03), xlabel="temperature τ (unitless)",
-                   ylabel="max. softmax confidence (probability)", title="confidence cap at the optimum")
-        handles = ax_bound.get_legend_handles_labels()[0]
-        handles += [Line2D([], [], color="0.3", label="tight bound (simplex)"),
-                    Line2D([], [], color="0.3", linestyle="--", label="Prop. 3 bound")]
-        if points is not None and _draw_run_points(ax_bound, points, palette, y_floor):
-            handles.append(Line2D([], [], color="0.5", marker="o", markeredgecolor="black", linestyle=":",
-                                  label="run: final train loss (dotted: gap to bound)"))
-        for extra in markers:
-            tau, k, text = (*extra, None)[:3]
-            _draw_marker(ax_bound, ax_cap, tau, k, color=palette.get(k, "black"), symbol="P")
-            handles.append(Line2D([], [], color=palette.get(k, "black"), marker="P", markersize=7, linestyle="",
-                                  label=text or f"τ={tau:.3g}, k={k}"))
-        if marker is not None:
-            _draw_marker(ax_bound, ax_cap, *marker)
-            handles.append(Line2D([], [], color="black", marker="*", markersize=9, linestyle="",
-                                  label=f"τ={marker[0]:.3g}, k={marker[1]}"))
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False,
-                   columnspacing=1.2, handlelength=1.8)
-    return fig
-
-
-def _above(values: np.ndarray, floor: float) -> np.ndarray:
-    """Values below ``floor`` become NaN (not drawn) instead of a flat line at the axis limit."""
-    values = np.asarray(values, dtype=np.float64)
-    return np.where(values >= floor, values, np.nan)
-
-
-def _draw_run_points(ax: Axes, points: pd.DataFrame | Sequence[Mapping[str, Any]],
-                     palette: Mapping[int, Any], y_floor: float) -> bool:
-    """Draw each run's ``(tau, loss)`` point, coloured by class count, with a dotted segment down to
-    its attainable bound (the part of the loss training could still remove); return whether any
-    point was drawn. The points' labels are left to the table the notebook prints."""
-    from lnlab.losses import tight_lower_bound
-
-    frame = points if isinstance(points, pd.DataFrame) else pd.DataFrame(list(points))
-    if frame.empty:
-        return False
-    missing = {"tau", "num_classes", "loss"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"points need columns tau, num_classes, loss; missing {sorted(missing)}")
-    for row in frame.itertuples(index=False):
-        color = palette.get(int(row.num_classes), "0.2")
-        bound = max(float(tight_lower_bound(row.tau, int(row.num_classes))), y_floor)
-        ax.plot([row.tau, row.tau], [bound, row.loss], color=color, linewidth=0.8, linestyle=":")
-        ax.plot([row.tau], [row.loss], marker="o", color=color, markeredgecolor="black", linestyle="")
-    return True
-
-
-def _draw_marker(ax_bound: Axes, ax_cap: Axes, tau: float, k: int, color: Any = "black", symbol: str = "*") -> None:
-    from lnlab.losses import confidence_cap, tight_lower_bound
-
-    size = 11 if symbol == "*" else 8
-    ax_bound.plot([tau], [float(tight_lower_bound(tau, k))], marker=symbol, markersize=size, color=color,
-                  markeredgecolor="black", linestyle="", zorder=5)
-    ax_cap.plot([tau], [float(confidence_cap(tau, k, tight=True))], marker=symbol, markersize=size, color=color,
-                markeredgecolor="black", linestyle="", zorder=5)
-    for ax in (ax_bound, ax_cap):
-        ax.axvline(tau, color="0.4", linewidth=0.8, linestyle=":")
 
 
 # --------------------------------------------------------------------------- Run conveniences
@@ -715,128 +604,6 @@ def seen_norm(frame: pd.DataFrame, config: Any, split: str) -> np.ndarray | None
     if loss == "logitnorm":
         return np.full(len(frame), 1.0 / float(config.tau))
     return frame[f"norm_{split}_mean"].to_numpy() if loss in ("ce", "logit_penalty", "label_smoothing") else None
-
-
-# --------------------------------------------------------------------------- overconfidence along training
-
-
-_SHORT_SCORES = {"msp": "MSP", "energy": "energy", "max_logit": "max logit", "logit_norm": "‖f‖"}
-
-
-def snapshot_metrics(runs: Mapping[str, Any] | Iterable[Any], oods: Sequence[str] | None = None,
-                     score_name: str = "msp", temperature: float | None = None) -> pd.DataFrame:
-    """A score's OOD metrics at each epoch whose logits a run stores (``Run.snapshot_epochs``).
-
-    ``runs``: ``{label: Run or Seeds}`` or a list of Runs; ``oods`` default to :func:`ood_names`.
-    Long format, one row per (run, seed, epoch, set, metric): ``metric`` is ``"fpr95"`` and
-    ``"auroc"`` (fractions, :func:`lnlab.metrics.ood_metrics` of ID test vs the OOD set) for each
-    OOD set, and ``"mean_score"`` (mean of the score, e.g. mean MSP) for the test set and each OOD
-    set. Logit scores only (:data:`lnlab.scores.LOGIT_SCORES`); logits a run does not store are
-    skipped with one warning line.
-    """
-    from lnlab.evaluate import runs_of
-    from lnlab.metrics import ood_metrics
-    from lnlab.scores import LOGIT_SCORES, score
-
-    if score_name not in LOGIT_SCORES:
-        raise ValueError(f"score {score_name!r} needs the network at every epoch; pass one of {list(LOGIT_SCORES)}")
-    runs = runs if isinstance(runs, Mapping) else label_runs(runs)
-    groups = {label: runs_of(group) for label, group in runs.items()}
-    if not groups or not all(hasattr(run, "snapshot_epochs") for group in groups.values() for run in group):
-        raise ValueError("pass Runs (lnlab.runs.Run): logits along training are stored with a run (Run.snapshot)")
-    oods = list(oods) if oods is not None else ood_names(runs)
-    kwargs = {} if temperature is None else {"temperature": temperature}
-    rows, lacking, last_only = [], {}, []
-    for label, group in groups.items():
-        for run in group:
-            description = _describe(label, run, seed=len(group) > 1)
-            if len(run.snapshot_epochs) == 1:
-                last_only.append(description)
-            for epoch in run.snapshot_epochs:
-                values = {}
-                for name in ("test", *oods):
-                    try:
-                        logits = run.snapshot(epoch, name)
-                    except ValueError:  # not stored at this epoch (or, without weights, at all)
-                        lacking.setdefault(description, {}).setdefault(name, []).append(epoch)
-                        continue
-                    values[name] = _to_numpy(score(score_name, logits, **kwargs))
-                if "test" not in values:
-                    continue
-                seed = int(run.config.seed) if run.config.seed is not None else group.index(run)  # None: not known
-                for name, scores in values.items():
-                    rows.append((label, seed, epoch, name, "mean_score", float(scores.mean())))
-                    if name != "test":
-                        m = ood_metrics(values["test"], scores)
-                        rows += [(label, seed, epoch, name, "fpr95", m["fpr95"]),
-                                 (label, seed, epoch, name, "auroc", m["auroc"])]
-    notes = [f"{d} has no stored logits of {name} at epochs {e}" for d, sets in lacking.items()
-             for name, e in sets.items()]
-    notes += [f"{d} stores logits at its last epoch only" for d in last_only]
-    if notes:
-        warnings.warn("; ".join(notes) + ": logits along training are stored while training (the test and "
-                      "tracked OOD sets at 10/25/50/100% of the epochs; runs of older code keep the last epoch "
-                      "only); retrain a run for them: `lnlab train --force`", stacklevel=2)
-    return pd.DataFrame(rows, columns=["run", "seed", "epoch", "set", "metric", "value"])
-
-
-def plot_metrics_vs_epoch(runs: Mapping[str, Any] | Iterable[Any] | pd.DataFrame, oods: Sequence[str] | None = None,
-                          score_name: str = "msp", temperature: float | None = None,
-                          width: float = DOUBLE_COLUMN) -> Figure:
-    """How overconfidence develops: FPR95, AUROC and the mean score against the epoch (paper Sec. 3, Fig. 1).
-
-    One column per OOD set; rows: FPR95 and AUROC of ``score_name`` (ID test vs that set, in %),
-    and the mean score on the set (solid) and on the ID test set (dotted). One colour per run; with
-    several seeds (``Seeds``) the line is their mean and the band their range. Points are the
-    epochs whose logits the runs store (:func:`snapshot_metrics`; or pass its table). Subtitle:
-    :func:`recipe_line`.
-    """
-    table = runs if isinstance(runs, pd.DataFrame) else snapshot_metrics(runs, oods, score_name, temperature)
-    subtitle = None if isinstance(runs, pd.DataFrame) else recipe_line(
-        runs if isinstance(runs, Mapping) else label_runs(runs))
-    sets = [name for name in dict.fromkeys(table["set"]) if name != "test" and (oods is None or name in oods)]
-    if not sets:
-        raise ValueError("no OOD set with stored logits to draw: pass oods=[...] that the runs store")
-    labels = list(dict.fromkeys(table["run"]))
-    stats = table.groupby(["run", "set", "metric", "epoch"])["value"].agg(["mean", "min", "max"])
-    seeds = int(table.groupby("run")["seed"].nunique().max())
-    short = _SHORT_SCORES.get(score_name, score_name)
-    unit = "probability" if score_name == "msp" else "logit units"
-    panels = [("fpr95", 100.0, f"FPR95 of {short} (%)\nlower is better"),
-              ("auroc", 100.0, f"AUROC of {short} (%)\nhigher is better"),
-              ("mean_score", 1.0, f"mean {short} ({unit})")]
-    with paper_style():
-        fig, axes = new_figure(len(sets), 3, width=width, height=5.0, sharex=True, sharey="row")
-        palette = dict(zip(labels, colors(len(labels))))
-        epochs = sorted(table["epoch"].unique())
-        for j, name in enumerate(sets):
-            for i, (metric, scale, _) in enumerate(panels):
-                ax = axes[i, j]
-                for label in labels:
-                    for shown, style in [(name, "-")] + ([("test", ":")] if metric == "mean_score" else []):
-                        if (label, shown, metric) not in stats.index:
-                            continue
-                        s = stats.loc[(label, shown, metric)]
-                        ax.plot(s.index, scale * s["mean"], color=palette[label], linestyle=style, marker="o",
-                                markersize=3, label=label if style == "-" else None)
-                        if seeds > 1:
-                            ax.fill_between(s.index, scale * s["min"], scale * s["max"], color=palette[label],
-                                            alpha=0.2, linewidth=0)
-                if metric == "auroc":
-                    ax.axhline(50.0, color="0.5", linestyle="--", linewidth=0.8)
-                ax.set_xticks(epochs)
-            axes[0, j].set_title(f"OOD: {name}")
-            axes[-1, j].set_xlabel("epoch")  # ticks: the epochs whose logits the runs store
-        for i, (_, _, ylabel) in enumerate(panels):
-            axes[i, 0].set_ylabel(ylabel)
-        handles = list(_unique_handles(axes.flat).values())
-        handles += [Line2D([], [], color="0.3", linestyle=":", label=f"bottom row: solid on the OOD set, dotted on ID test"),
-                    Line2D([], [], color="0.5", linestyle="--", linewidth=0.8, label="AUROC 50%: chance")]
-        if seeds > 1:
-            handles.append(Patch(color="0.6", alpha=0.4, label=f"range over {seeds} seeds"))
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False)
-        _subtitle(fig, subtitle)
-    return fig
 
 
 # --------------------------------------------------------------------------- calibration: reliability diagrams

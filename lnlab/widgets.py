@@ -34,7 +34,7 @@ import ipywidgets as W
 import numpy as np
 from matplotlib.figure import Figure
 
-from lnlab import plots
+from lnlab import bound_plots, plots
 from lnlab.explorer import Background, Drawn, Explorer, PngRenderer, in_kernel
 from lnlab.formatting import format_number, format_probability
 
@@ -136,7 +136,7 @@ def _update_norm_run(fig: Figure, old: tuple[str, Any], new: tuple[str, Any]) ->
 
 
 def _move_bound_marker(fig: Figure, old: tuple[float, int], new: tuple[float, int]) -> bool:
-    """Move the star of a :func:`lnlab.plots.plot_lower_bound` figure (``marker=old``) to ``new``, in place:
+    """Move the star of a :func:`lnlab.bound_plots.plot_lower_bound` figure (``marker=old``) to ``new``, in place:
     the stars, the dotted vertical lines and the legend entry. False if the figure is not that shape."""
     from lnlab.losses import confidence_cap, tight_lower_bound
 
@@ -162,7 +162,7 @@ def _move_bound_marker(fig: Figure, old: tuple[float, int], new: tuple[float, in
 
 
 def _marker_label(tau: float, k: int) -> str:
-    """The legend entry of the bound figure's star (as :func:`lnlab.plots.plot_lower_bound` writes it)."""
+    """The legend entry of the bound figure's star (as :func:`lnlab.bound_plots.plot_lower_bound` writes it)."""
     return f"τ={tau:.3g}, k={k}"
 
 
@@ -377,7 +377,7 @@ def bound_explorer(tau: float = 0.04, k: int = 10, ks: Sequence[int] = (10, 100,
 
     The text gives ``lower_bound(τ, k)`` (Prop. 3), ``tight_lower_bound(τ, k)`` and the confidence
     cap ``1 / (1 + (k-1) e^{-gap/τ})``; ``state`` holds the same numbers unrounded.
-    ``points`` (runs' final train losses) is passed on to :func:`lnlab.plots.plot_lower_bound`.
+    ``points`` (runs' final train losses) is passed on to :func:`lnlab.bound_plots.plot_lower_bound`.
     """
     from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
 
@@ -400,7 +400,7 @@ def bound_explorer(tau: float = 0.04, k: int = 10, ks: Sequence[int] = (10, 100,
         numbers["confidence_cap_complement"] = -math.expm1(-numbers["tight_lower_bound"])
         fig = shown.get("figure")
         if fig is None or not _move_bound_marker(fig, shown["marker"], (t, n)):
-            fig = plots.plot_lower_bound(ks=ks, points=points, marker=(t, n))
+            fig = bound_plots.plot_lower_bound(ks=ks, points=points, marker=(t, n))
         shown.update(figure=fig, marker=(t, n))
         cap = format_probability(numbers["confidence_cap"], numbers["confidence_cap_complement"])
         text = (f"τ = {t:.4g}, k = {n}\n"

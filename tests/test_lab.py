@@ -109,15 +109,15 @@ def test_explorer_images_show_what_a_tight_savefig_shows_in_one_draw():
 
     from PIL import Image
 
-    from lnlab import plots
+    from lnlab import bound_plots
 
     explorer = widgets.bound_explorer(tau=0.04, k=10)
     explorer.controls["tau"].value = 0.2
-    assert explorer._png._signature == layout_signature(plots.plot_lower_bound(marker=(0.3, 10)))
+    assert explorer._png._signature == layout_signature(bound_plots.plot_lower_bound(marker=(0.3, 10)))
     shown = Image.open(io.BytesIO(bytes(explorer.widget.children[-1].value)))
     reference = io.BytesIO()
-    plots.plot_lower_bound(marker=(explorer.state["tau"], 10)).savefig(reference, format="png", dpi=110,
-                                                                        bbox_inches="tight")
+    bound_plots.plot_lower_bound(marker=(explorer.state["tau"], 10)).savefig(reference, format="png", dpi=110,
+                                                                              bbox_inches="tight")
     assert shown.size == Image.open(reference).size
 
 

@@ -66,10 +66,10 @@ def test_run_suite_injects_parameters_uses_this_python_and_reports_failures(tmp_
     folder = tmp_path / "nbs"
     folder.mkdir()
     _tiny_notebook(folder / "01_tiny.ipynb", (
-        "import sys\nfrom lnlab import plots\n"
+        "import sys\nfrom lnlab import bound_plots, plots\n"
         f"assert sys.executable == {sys.executable!r}, sys.executable\n"
         "assert profile == 'ci' and device == 'cpu'\n"
-        "plots.save_figure(plots.plot_lower_bound(ks=(10,)), '01_tiny_bound', output)"))
+        "plots.save_figure(bound_plots.plot_lower_bound(ks=(10,)), '01_tiny_bound', output)"))
     _tiny_notebook(folder / "02_broken.ipynb", "raise KeyError('no such run')")
     out = tmp_path / "out"
 

@@ -7,7 +7,7 @@ import pytest
 from _synthetic import OODS, SPLITS, fake_run, history, logits
 from matplotlib.figure import Figure
 
-from lnlab import plots
+from lnlab import bound_plots, plots, snapshot_plots
 from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
 from lnlab.metrics import ood_metrics
 from lnlab.scores import score
@@ -163,7 +163,7 @@ def test_lower_bound_figure_plots_both_bounds_and_cap_per_k():
     taus = np.logspace(-1.5, 0, 50)
     ks = (10, 100)
     points = [{"tau": 0.1, "num_classes": 10, "loss": 0.3, "label": "run"}]
-    fig = plots.plot_lower_bound(taus, ks=ks, points=points, marker=(0.2, 100), y_floor=1e-30)
+    fig = bound_plots.plot_lower_bound(taus, ks=ks, points=points, marker=(0.2, 100), y_floor=1e-30)
     ax_bound, ax_cap = _visible_axes(fig)
     _assert_labelled(fig)
     assert ax_bound.get_xscale() == ax_bound.get_yscale() == "log" and ax_cap.get_xscale() == "log"
@@ -184,11 +184,11 @@ def test_lower_bound_figure_plots_both_bounds_and_cap_per_k():
 
 def test_lower_bound_rejects_points_without_loss():
     with pytest.raises(ValueError, match="loss"):
-        plots.plot_lower_bound(points=[{"tau": 0.1, "num_classes": 10}])
+        bound_plots.plot_lower_bound(points=[{"tau": 0.1, "num_classes": 10}])
 
 
 def test_save_figure_writes_pdf_and_png(tmp_path):
-    fig = plots.plot_lower_bound(ks=(10,))
+    fig = bound_plots.plot_lower_bound(ks=(10,))
     paths = plots.save_figure(fig, "03_lower_bound_test", tmp_path)
     assert [p.name for p in paths] == ["03_lower_bound_test.pdf", "03_lower_bound_test.png"]
     assert paths[0].read_bytes().startswith(b"%PDF")
@@ -268,7 +268,7 @@ def _fpr95(id_scores: np.ndarray, ood_scores: np.ndarray) -> float:
 
 def test_metrics_vs_epoch_match_an_independent_computation_on_the_snapshot_logits():
     runs = {"CE": _run("ce"), "LogitNorm τ=0.04": _run("logitnorm", seed=1)}
-    fig = plots.plot_metrics_vs_epoch(runs)
+    fig = snapshot_plots.plot_metrics_vs_epoch(runs)
     axes = np.array(fig.axes).reshape(3, len(OODS))
     assert all(ax.get_xlabel().startswith("epoch") for ax in axes[-1]) and all(ax.get_ylabel() for ax in axes[:, 0])
     assert fig.legends
@@ -299,17 +299,17 @@ def test_metrics_vs_epoch_over_seeds_draw_the_mean_and_range_and_warn_about_miss
     from lnlab.runs import Seeds
 
     seeds = Seeds([_run("ce", seed=s) for s in range(3)])
-    table = plots.snapshot_metrics({"CE": seeds}, oods=["textures"])
+    table = snapshot_plots.snapshot_metrics({"CE": seeds}, oods=["textures"])
     auroc = table[(table.metric == "auroc")].pivot(index="epoch", columns="seed", values="value")
-    fig = plots.plot_metrics_vs_epoch(table)
+    fig = snapshot_plots.plot_metrics_vs_epoch(table)
     ax = fig.axes[1]  # AUROC of the only OOD set
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), 100 * auroc.mean(axis=1))
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() == pytest.approx(100 * auroc.min().min()) and band.max() == pytest.approx(100 * auroc.max().max())
     assert "range over 3 seeds" in [t.get_text() for t in fig.legends[0].get_texts()]
     with pytest.warns(UserWarning) as caught:
-        table = plots.snapshot_metrics({"CE": seeds[0]}, oods=["textures", "svhn"])
+        table = snapshot_plots.snapshot_metrics({"CE": seeds[0]}, oods=["textures", "svhn"])
     assert len(caught) == 1 and "CE (run abc) has no stored logits of svhn at epochs [1, 3, 6]" in str(caught[0].message)
     assert set(table["set"]) == {"test", "textures"}
     with pytest.raises(ValueError, match="needs the network"):
-        plots.snapshot_metrics({"CE": seeds}, score_name="odin")
+        snapshot_plots.snapshot_metrics({"CE": seeds}, score_name="odin")

@@ -14,7 +14,7 @@ import torch
 from _synthetic import OODS, fake_run, logits
 from tests_support import ci_pair
 
-from lnlab import plots, widgets
+from lnlab import bound_plots, plots, widgets
 from lnlab.explorer import PngRenderer
 from lnlab.config import TrainConfig
 from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
@@ -227,7 +227,7 @@ def test_bound_explorer_moves_its_star_in_place():
     explorer.controls["tau"].value = 0.2
     explorer.controls["k"].value = 57
     assert explorer.figure is figure
-    assert_same_drawing(figure, plots.plot_lower_bound(points=points, marker=(explorer.state["tau"], 57)))
+    assert_same_drawing(figure, bound_plots.plot_lower_bound(points=points, marker=(explorer.state["tau"], 57)))
 
 
 def test_tau_explorer_switches_run_and_view():
