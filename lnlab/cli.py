@@ -69,9 +69,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="a CE run plus one LogitNorm run per tau (and other losses), each per seed, "
                        "several at once on Ray; ends with a summary table and the τ validation picks, with its "
-                       "stability over seeds")
+                       "stability over seeds (--profile reference: the shipped runs' study, nothing trains)")
     _run_args(p, loss=False)
-    p.add_argument("--taus", nargs="+", type=float, default=[0.01, 0.02, 0.04, 0.1])
+    p.add_argument("--taus", nargs="+", type=float, default=None,
+                   help="the τ grid (default 0.005 0.01 0.02 0.04 0.1; --profile reference: every τ shipped for the "
+                        "training set)")
     p.add_argument("--parallel", type=int, default=None,
                    help="runs at once: per GPU for GPU runs (fractional GPU requests), else in all "
                         "(default: one per GPU, else one per 2 CPU cores); above 1 needs Ray (lnlab[ray])")
@@ -303,14 +305,14 @@ def _mean_std(mean: float, std: float) -> str:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from lnlab.evaluate import accuracy_table, ood_table
+    from lnlab.profiles import REFERENCE, sweep_taus
     from lnlab.runs import Seeds
     from lnlab.sweep import run_sweep
 
-    _not_reference(args)
-    groups = ([_configs(args, loss="ce")] + [_configs(args, loss="logitnorm", tau=t) for t in args.taus]
+    taus = [float(t) for t in args.taus] if args.taus else sweep_taus(args.profile, None, args.dataset)
+    if args.profile == REFERENCE:  # the shipped runs' τ study: read, never trained
+        return _shipped_sweep(args, taus)
+    groups = ([_configs(args, loss="ce")] + [_configs(args, loss="logitnorm", tau=t) for t in taus]
               + [_configs(args, loss=name) for name in args.loss])
     oods = _available_oods(groups[0][0], None)
     groups = [[c.replace(ood=tuple(oods)) for c in configs] for configs in groups]
@@ -320,27 +322,60 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             for configs in groups}
     runs = {label: group for label, group in runs.items() if group}
     if runs:
-        means = ood_table(runs, ["msp"], oods).loc["mean"]
-        accuracy = accuracy_table(runs)
-        cell = lambda label, metric: _mean_std(means[(label, "msp", metric, "mean")],  # noqa: E731
-                                               means[(label, "msp", metric, "std")])
-        rows = [{"run": label, "seeds": len(group),
-                 "test_acc": _mean_std(*accuracy.loc[label, ["accuracy_mean", "accuracy_std"]]),
-                 "msp_fpr95": cell(label, "fpr95"), "msp_auroc": cell(label, "auroc"),
-                 "final_train_loss": f"{pd.Series([r.final_train_loss for r in group]).mean():.3g}",
-                 "cached": all(r.key not in result.trained for r in group)} for label, group in runs.items()]
-        print(f"profile {args.profile}: % (mean ± std over seeds); OOD metrics are means over {oods}")
-        print(pd.DataFrame(rows).to_string(index=False))
-        _print_tau_choice(args, runs)
+        _print_sweep(args, runs, oods, lambda run: run.key not in result.trained, "cached", taus)
     if result.failures:
         print(f"lnlab: {len(result.failures)} of the sweep's runs failed (the [sweep] FAILED lines above)",
               file=sys.stderr)
     return 1 if result.failures else 0
 
 
-def _print_tau_choice(args: argparse.Namespace, runs: dict) -> None:
+def _shipped_sweep(args: argparse.Namespace, taus: list[float]) -> int:
+    """``lnlab sweep --profile reference``: the same summary and τ pick, from the shipped runs of the training set
+    (each τ with every seed shipped for it, unless --seeds); asking for a run that is not shipped is an error that
+    lists what is."""
+    from lnlab.comparisons import comparison_runs
+
+    if args.parallel is not None or args.address is not None:
+        raise ValueError("--parallel and --address train runs; the reference profile only reads the shipped ones")
+    from lnlab.losses import TRAINING_LOSSES
+
+    losses = []
+    for name in args.loss:  # each loss at its --penalty / --smoothing, else the training default (as lnlab train)
+        field = TRAINING_LOSSES[name][1]
+        losses.append({"loss": name, **({} if field is None else {field: getattr(_configs(args, loss=name)[0], field)})})
+    runs = comparison_runs(args.profile, taus=taus, losses=losses, seeds=args.seeds, dataset=args.dataset,
+                           validation=True, each_seeds=args.seeds is None, strict=True, progress=False)
+    oods = list(next(iter(runs.values()))[0].config.ood)
+    _print_sweep(args, runs, oods, lambda run: True, "shipped", taus)
+    return 0
+
+
+def _print_sweep(args: argparse.Namespace, runs: dict, oods: list[str], found: Any, found_name: str,
+                 taus: list[float]) -> None:
+    """One row per configuration (accuracy, mean MSP FPR95 / AUROC over ``oods``, final training loss,
+    ``found_name``: whether every run was there already), then the τ validation pick (:func:`_print_tau_choice`)."""
+    import pandas as pd
+
+    from lnlab.evaluate import accuracy_table, ood_table
+
+    means = ood_table(runs, ["msp"], oods).loc["mean"]
+    accuracy = accuracy_table(runs)
+    cell = lambda label, metric: _mean_std(means[(label, "msp", metric, "mean")],  # noqa: E731
+                                           means[(label, "msp", metric, "std")])
+    rows = [{"run": label, "seeds": len(group),
+             "test_acc": _mean_std(*accuracy.loc[label, ["accuracy_mean", "accuracy_std"]]),
+             "msp_fpr95": cell(label, "fpr95"), "msp_auroc": cell(label, "auroc"),
+             "final_train_loss": f"{pd.Series([r.final_train_loss for r in group]).mean():.3g}",
+             found_name: all(found(r) for r in group)} for label, group in runs.items()]
+    print(f"profile {args.profile}: % (mean ± std over seeds); OOD metrics are means over {oods}")
+    print(pd.DataFrame(rows).to_string(index=False))
+    _print_tau_choice(args, runs, taus)
+
+
+def _print_tau_choice(args: argparse.Namespace, runs: dict, taus: list[float]) -> None:
     """The τ validation picks (held-out images vs the validation OOD sets, lnlab.tau), how stable it is over the
     seeds, and the command that draws these runs in notebook 04."""
+    from lnlab.profiles import REFERENCE
     from lnlab.tau import pick_stability
 
     first = next(iter(runs.values()))[0].config
@@ -350,7 +385,9 @@ def _print_tau_choice(args: argparse.Namespace, runs: dict) -> None:
     print(pick_stability(runs).summary())
     seeds = sorted({r.config.seed for group in runs.values() for r in group})
     command = ["lnlab figures", f"--profile {args.profile}", "--notebooks 04",
-               f"--sweep-taus {' '.join(f'{t:g}' for t in args.taus)}", f"--seeds {' '.join(map(str, seeds))}"]
+               f"--sweep-taus {' '.join(f'{t:g}' for t in taus)}"]
+    if args.seeds is not None or args.profile != REFERENCE:  # reference: each τ with its own shipped seeds
+        command.append(f"--seeds {' '.join(map(str, seeds))}")
     command += [f"--dataset {args.dataset}"] if args.dataset else []
     command += [f"--runs {args.runs}"] if args.runs else []
     command += [f"--data {args.data}"] if args.data else []

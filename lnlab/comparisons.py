@@ -25,7 +25,7 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
                     oods: Sequence[str] | None = None, progress: bool = True,
                     seeds: Sequence[int] | None = (0,), validation: bool = False, live: bool = False,
                     train: bool = True, dataset: str | None = None, losses: Sequence[LossSpec | str] = (),
-                    each_seeds: bool = False) -> dict[str, Any]:
+                    each_seeds: bool = False, strict: bool = False) -> dict[str, Any]:
     """Train or load (run cache) CE, one LogitNorm run per τ and one run per entry of ``losses``, each for
     every seed.
 
@@ -42,7 +42,8 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
     ``device`` is ignored, and runs the reference source lacks are a ValueError listing what it has.
     ``seeds=None``: every seed the reference source has for CE and every τ (the shipped runs of a recipe),
     else seed 0; with ``each_seeds`` every seed it has for each group alone (a τ study whose τ values have
-    different seeds). ``train=False`` never trains: runs neither cached nor shipped are left out (one line
+    different seeds; a group the source lacks is then left out, or, with ``strict``, a ValueError listing what it
+    has). ``train=False`` never trains: runs neither cached nor shipped are left out (one line
     says which), and a label none of whose seeds exist is dropped.
     ``live`` shows, before the first run trains, a figure of every run's mean logit norm per epoch and its
     test accuracy (:class:`lnlab.live.LiveNormView`), updated in place after each epoch; cached runs appear at once.
@@ -63,6 +64,9 @@ def comparison_runs(profile: str = "quick", taus: Sequence[float] = (0.04,), dev
     if seeds is None and reference and each_seeds:
         groups = [[make_config(profile, **kind, seed=seed, **overrides) for seed in _shipped_seeds(kind, overrides)]
                   for kind in kinds]
+        if strict and not all(groups):
+            _missing(kinds, overrides, [make_config(profile, **kind, **overrides)
+                                        for kind, configs in zip(kinds, groups) if not configs])
         groups = [configs for configs in groups if configs] or _missing(kinds, overrides)
     else:
         seeds = check_seeds(default_seeds(profile, taus, **overrides) if seeds is None else seeds)

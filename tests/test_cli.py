@@ -49,6 +49,29 @@ def test_sweep_and_train_reuse_the_cache(root, capsys):
     assert "cached" in capsys.readouterr().out
 
 
+def test_sweep_of_the_reference_profile_reads_the_shipped_study_and_trains_nothing(capsys, monkeypatch):
+    import lnlab.train
+    from lnlab.shipped import recipe_for, reference_runs
+
+    monkeypatch.setattr(lnlab.train, "train", lambda *a, **k: pytest.fail("trained a shipped run"))
+    shipped = reference_runs(recipe_for("tinyimagenet100"))
+    taus = sorted({param for loss, param, _ in shipped if loss == "logitnorm"})
+    assert main(["sweep", "--profile", "reference", "--dataset", "tinyimagenet100", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    rows = {}  # label -> (seeds column, shipped column) of the summary table
+    for parts in (line.split() for line in out.splitlines()):
+        if parts[:1] == ["CE"] or parts[:1] == ["LogitNorm"] and parts[1].startswith("τ="):
+            label, seeds = ("ce", parts[1]) if parts[0] == "CE" else (float(parts[1][2:]), parts[2])
+            rows[label] = (int(seeds), parts[-1])
+    assert list(rows) == ["ce", *taus]  # CE and every shipped τ, nothing else
+    for label, (seeds, found) in rows.items():  # each group with all of its own shipped seeds, none trained
+        kind = ("ce", None) if label == "ce" else ("logitnorm", label)
+        assert found == "True" and seeds == sum(1 for loss, param, _ in shipped if (loss, param) == kind)
+    assert "Validation picks τ = " in out
+    assert ("lnlab figures --profile reference --notebooks 04 --sweep-taus "
+            + " ".join(f"{tau:g}" for tau in taus) + " --dataset tinyimagenet100") in out
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--profile", "huge"], "unknown profile"),
     (["train", "--loss", "logitnorm", "--tau", "-1"], "tau"),
@@ -61,7 +84,8 @@ def test_sweep_and_train_reuse_the_cache(root, capsys):
     (["sweep", "--taus", "0"], "tau"),
     (["sweep", "--parallel", "0"], "parallel must be a positive integer"),
     (["train", "--profile", "reference"], "never trained here"),
-    (["sweep", "--profile", "reference"], "never trained here"),
+    (["sweep", "--profile", "reference", "--taus", "0.3"], "have no LogitNorm τ=0.3 seed 0; they hold CE seeds"),
+    (["sweep", "--profile", "reference", "--parallel", "2"], "the reference profile only reads the shipped ones"),
     (["train", "--loss", "focal"], "unknown loss"),
     (["train", "--loss", "logit_penalty", "--penalty", "-1"], "penalty must be"),
     (["train", "--loss", "label_smoothing", "--smoothing", "1.5"], "smoothing must be below 1"),
