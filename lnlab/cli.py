@@ -334,11 +334,10 @@ def _shipped_sweep(args: argparse.Namespace, taus: list[float]) -> int:
     (each τ with every seed shipped for it, unless --seeds); asking for a run that is not shipped is an error that
     lists what is."""
     from lnlab.comparisons import comparison_runs
+    from lnlab.losses import TRAINING_LOSSES
 
     if args.parallel is not None or args.address is not None:
         raise ValueError("--parallel and --address train runs; the reference profile only reads the shipped ones")
-    from lnlab.losses import TRAINING_LOSSES
-
     losses = []
     for name in args.loss:  # each loss at its --penalty / --smoothing, else the training default (as lnlab train)
         field = TRAINING_LOSSES[name][1]
