@@ -154,7 +154,7 @@ def _has_set(frame: pd.DataFrame, name: str) -> bool:
     return column in frame.columns and bool(frame[column].notna().any())
 
 
-def _describe(label: str, source: Any, seed: bool = False) -> str:
+def describe_run(label: str, source: Any, seed: bool = False) -> str:
     """How a warning names a run: ``"CE (run 1f2e…)"``, ``"CE seed 1 (run …)"``, or the label of plain data."""
     if not hasattr(source, "history_frame") or isinstance(source, pd.DataFrame):
         return label
@@ -166,8 +166,8 @@ def _describe(label: str, source: Any, seed: bool = False) -> str:
 def _members(label: str, source: Any) -> list[tuple[str, pd.DataFrame, Any]]:
     """``(description, history, source)`` of each run behind a label (one per seed of a ``Seeds`` list)."""
     if isinstance(source, list) and source and all(hasattr(run, "history_frame") for run in source):
-        return [(_describe(label, run, seed=len(source) > 1), run.history_frame(), run) for run in source]
-    return [(_describe(label, source), history_frame(source), source)]
+        return [(describe_run(label, run, seed=len(source) > 1), run.history_frame(), run) for run in source]
+    return [(describe_run(label, source), history_frame(source), source)]
 
 
 def _asked_sets(members: Mapping[str, Sequence[tuple[str, pd.DataFrame, Any]]], splits: Sequence[str] | None) -> list[str]:
@@ -280,12 +280,14 @@ def _profile_of(config: Any) -> str | None:
     return None
 
 
-def _subtitle(fig: Figure, text: str | None) -> None:
+def add_subtitle(fig: Figure, text: str | None) -> None:
+    """Write ``text`` (dataset, recipe, seeds) small and grey above the panels; nothing when it is empty."""
     if text:
         fig.suptitle(text, fontsize=7, color="0.35")
 
 
-def _to_numpy(values: Any) -> np.ndarray:
+def to_numpy(values: Any) -> np.ndarray:
+    """Scores as a flat float64 array, from a tensor (any device or dtype) or anything array-like."""
     if hasattr(values, "detach"):
         values = values.detach().float().cpu().numpy()
     return np.asarray(values, dtype=np.float64).ravel()
@@ -312,8 +314,8 @@ def score_sets(runs: Mapping[str, Any], ood: str, score_name: str = "msp",
     kwargs = {} if temperature is None else {"temperature": temperature}
     id_scores, ood_scores = {}, {}
     for label, run in runs.items():
-        id_scores[label] = _to_numpy(score(score_name, logits_of(run, "test"), **kwargs))
-        ood_scores[label] = _to_numpy(score(score_name, logits_of(run, ood), **kwargs))
+        id_scores[label] = to_numpy(score(score_name, logits_of(run, "test"), **kwargs))
+        ood_scores[label] = to_numpy(score(score_name, logits_of(run, ood), **kwargs))
     return id_scores, ood_scores
 
 
@@ -394,10 +396,10 @@ def plot_norm_vs_epoch(histories: Mapping[str, Any], splits: Sequence[str] | Non
             ax.set_ylabel("logit norm ‖f(x)‖₂ (unitless)")
         for ax in axes.flat[len(splits):]:
             ax.set_visible(False)
-        handles = list(_unique_handles(axes.flat[:len(splits)]).values())
+        handles = list(unique_handles(axes.flat[:len(splits)]).values())
         handles.append(Patch(color="0.6", alpha=0.4, label=band_label))
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
-        _subtitle(fig, subtitle)
+        add_subtitle(fig, subtitle)
     return fig
 
 
@@ -417,7 +419,7 @@ def _log_y(ax: Axes) -> None:
     ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
 
 
-def _unique_handles(axes: Iterable[Axes]) -> dict[str, Any]:
+def unique_handles(axes: Iterable[Axes]) -> dict[str, Any]:
     """``{label: handle}`` of every labelled artist of ``axes``, first occurrence kept (a legend for the figure)."""
     found: dict[str, Any] = {}
     for ax in axes:
@@ -445,7 +447,7 @@ def plot_msp_histograms(id_scores: Mapping[str, Any], ood_scores: Mapping[str, A
         from lnlab.metrics import ood_metrics
 
         metrics = {label: ood_metrics(id_scores[label], ood_scores[label]) for label in id_scores}
-    data = {label: (_to_numpy(id_scores[label]), _to_numpy(ood_scores[label])) for label in id_scores}
+    data = {label: (to_numpy(id_scores[label]), to_numpy(ood_scores[label])) for label in id_scores}
     edges = shared_bins(score_name, data.values(), bins)
     with paper_style():
         n = len(data)
@@ -467,7 +469,7 @@ def plot_msp_histograms(id_scores: Mapping[str, Any], ood_scores: Mapping[str, A
             ax.set_ylabel("density (1 / score unit)" if ax is axes.flat[0] or n <= 2 else "")
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
-        _subtitle(fig, subtitle)
+        add_subtitle(fig, subtitle)
     return fig
 
 
@@ -588,9 +590,9 @@ def plot_effective_norm(runs: Mapping[str, Any] | Iterable[Any], splits: Sequenc
                         label=f"{label}: raw ‖f‖ (not what the loss sees; scores use it)")
             _epoch_panel(ax, split, log_y)
         axes[0, 0].set_ylabel("logit norm (unitless)")
-        handles = list(_unique_handles(axes.flat).values())
+        handles = list(unique_handles(axes.flat).values())
         fig.legend(handles=handles, loc="outside lower center", ncols=1 if n == 1 else 2, frameon=False)
-        _subtitle(fig, recipe_line(runs))
+        add_subtitle(fig, recipe_line(runs))
     return fig
 
 
@@ -656,5 +658,5 @@ def plot_reliability_diagrams(panels: Mapping[str, Mapping[str, np.ndarray]], ec
                    Patch(facecolor="none", edgecolor=under, hatch="////", label="gap: underconfident"),
                    Line2D([], [], color="black", linestyle="--", label="perfect calibration")]
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
-        _subtitle(fig, subtitle)
+        add_subtitle(fig, subtitle)
     return fig

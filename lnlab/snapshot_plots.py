@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from lnlab.plots import (DOUBLE_COLUMN, SHORT_SCORES, _describe, _subtitle, _to_numpy, _unique_handles, colors,
-                         label_runs, new_figure, ood_names, paper_style, recipe_line)
+from lnlab.plots import (DOUBLE_COLUMN, SHORT_SCORES, add_subtitle, colors, describe_run, label_runs, new_figure,
+                         ood_names, paper_style, recipe_line, to_numpy, unique_handles)
 
 
 def snapshot_metrics(runs: Mapping[str, Any] | Iterable[Any], oods: Sequence[str] | None = None,
@@ -44,7 +44,7 @@ def snapshot_metrics(runs: Mapping[str, Any] | Iterable[Any], oods: Sequence[str
     rows, lacking, last_only = [], {}, []
     for label, group in groups.items():
         for run in group:
-            description = _describe(label, run, seed=len(group) > 1)
+            description = describe_run(label, run, seed=len(group) > 1)
             if len(run.snapshot_epochs) == 1:
                 last_only.append(description)
             for epoch in run.snapshot_epochs:
@@ -55,7 +55,7 @@ def snapshot_metrics(runs: Mapping[str, Any] | Iterable[Any], oods: Sequence[str
                     except ValueError:  # not stored at this epoch (or, without weights, at all)
                         lacking.setdefault(description, {}).setdefault(name, []).append(epoch)
                         continue
-                    values[name] = _to_numpy(score(score_name, logits, **kwargs))
+                    values[name] = to_numpy(score(score_name, logits, **kwargs))
                 if "test" not in values:
                     continue
                 seed = int(run.config.seed) if run.config.seed is not None else group.index(run)  # None: not known
@@ -124,11 +124,11 @@ def plot_metrics_vs_epoch(runs: Mapping[str, Any] | Iterable[Any] | pd.DataFrame
             axes[-1, j].set_xlabel("epoch")  # ticks: the epochs whose logits the runs store
         for i, (_, _, ylabel) in enumerate(panels):
             axes[i, 0].set_ylabel(ylabel)
-        handles = list(_unique_handles(axes.flat).values())
+        handles = list(unique_handles(axes.flat).values())
         handles += [Line2D([], [], color="0.3", linestyle=":", label="bottom row: solid on the OOD set, dotted on ID test"),
                     Line2D([], [], color="0.5", linestyle="--", linewidth=0.8, label="AUROC 50%: chance")]
         if seeds > 1:
             handles.append(Patch(color="0.6", alpha=0.4, label=f"range over {seeds} seeds"))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False)
-        _subtitle(fig, subtitle)
+        add_subtitle(fig, subtitle)
     return fig

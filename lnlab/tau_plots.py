@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from lnlab.plots import DOUBLE_COLUMN, _subtitle, colors, new_figure, paper_style
+from lnlab.plots import DOUBLE_COLUMN, add_subtitle, colors, new_figure, paper_style
 
 SEED_MARKERS = ("v", "^", "<", ">", "D", "P", "X")
 
@@ -119,7 +119,7 @@ def plot_tau_study(table: pd.DataFrame, oods: Sequence[str], chosen: float | Non
                     *seed_handles]
         ax_legend.axis("off")
         ax_legend.legend(handles=handles, loc="center", frameon=False, title="OOD set (test panels)", ncols=1)
-        _subtitle(fig, subtitle)
+        add_subtitle(fig, subtitle)
     return fig
 
 
@@ -157,7 +157,7 @@ def plot_tau_and_classes(studies: Mapping[str, pd.DataFrame], oods: Mapping[str,
                    Line2D([], [], color="0.3", label="τ picked on each set's validation data")]
         fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
         if subtitles:
-            _subtitle(fig, "\n".join(dict.fromkeys(subtitles.values())))  # one line per training set
+            add_subtitle(fig, "\n".join(dict.fromkeys(subtitles.values())))  # one line per training set
     return fig
 
 
