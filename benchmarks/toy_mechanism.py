@@ -43,9 +43,9 @@ def measure(name: str, steps: int, x: torch.Tensor, y: torch.Tensor) -> pd.DataF
 
 
 def time_explorer(repeats: int = 3) -> list[float]:
-    from lnlab import widgets
+    from lnlab import toy_widgets
 
-    explorer = widgets.toy_explorer()
+    explorer = toy_widgets.toy_explorer()
     times = []
     for tau in (0.1, 0.02, 0.04)[:repeats]:
         start = time.perf_counter()

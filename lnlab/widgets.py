@@ -1,4 +1,6 @@
-"""Interactive explorers (ipywidgets) built on :mod:`lnlab.plots` and cached runs: no retraining.
+"""Interactive explorers (ipywidgets) of trained runs, built on :mod:`lnlab.plots` and cached runs: no retraining.
+The bound explorer (notebook 03) is :mod:`lnlab.bound_widgets`, the toy explorer (notebook 00, the one that
+trains) :mod:`lnlab.toy_widgets`; all three share :mod:`lnlab.explorer`.
 
 Each explorer is an :class:`Explorer`: ``.widget`` is the box to display (the explorer itself
 also displays as that box), ``.controls`` maps a name to its slider / dropdown, ``.state`` is the
@@ -16,16 +18,13 @@ a moved star, another run's line) instead of building a new one; what a control 
 (histograms per OOD set, score, temperature and epoch) is computed once and kept; each figure keeps
 its canvas and its layout, which is measured again only when its decorations change (a new tick
 label, another axis label). Where a figure is not the shape an updater expects (``plots`` changed),
-the explorer builds a new one: slower, never wrong. The toy explorer (notebook 00), the one that
-trains, retrains in a background thread while the previous map stays up, and in JupyterLab trains
-the neighbouring slider values ahead.
+the explorer builds a new one: slower, never wrong.
 
 Numbers near 1 or 0 go through :mod:`lnlab.formatting` (``1 − 2.1e-9``, not ``1``).
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -34,9 +33,9 @@ import ipywidgets as W
 import numpy as np
 from matplotlib.figure import Figure
 
-from lnlab import bound_plots, plots
-from lnlab.explorer import Background, Drawn, Explorer, PngRenderer, in_kernel
-from lnlab.formatting import format_number, format_probability
+from lnlab import plots
+from lnlab.explorer import Explorer
+from lnlab.formatting import format_number
 
 TEMPERATURE_SCORES = ("msp", "energy")
 HISTOGRAM_BINS = 40  # bins of the score histograms (plots.plot_msp_histograms's default)
@@ -134,36 +133,6 @@ def _update_norm_run(fig: Figure, old: tuple[str, Any], new: tuple[str, Any]) ->
     fig.stale = True
     return True
 
-
-def _move_bound_marker(fig: Figure, old: tuple[float, int], new: tuple[float, int]) -> bool:
-    """Move the star of a :func:`lnlab.bound_plots.plot_lower_bound` figure (``marker=old``) to ``new``, in place:
-    the stars, the dotted vertical lines and the legend entry. False if the figure is not that shape."""
-    from lnlab.losses import confidence_cap, tight_lower_bound
-
-    if len(fig.axes) != 2:
-        return False
-    old_label, (tau, k) = _marker_label(*old), new
-    stars, rules = [], []
-    for ax in fig.axes:
-        stars += [line for line in ax.get_lines() if line.get_marker() == "*"]
-        rules += [line for line in ax.get_lines() if line.get_marker() != "*" and len(line.get_xdata()) == 2
-                  and np.allclose(np.asarray(line.get_xdata(), dtype=float), old[0]) and line.get_ydata()[0] == 0
-                  and line.get_ydata()[1] == 1]
-    texts = [t for leg in fig.legends for t in leg.get_texts() if t.get_text() == old_label]
-    if len(stars) != 2 or len(rules) != 2 or len(texts) != 1:
-        return False
-    stars[0].set_data([tau], [float(tight_lower_bound(tau, k))])
-    stars[1].set_data([tau], [float(confidence_cap(tau, k, tight=True))])
-    for rule in rules:
-        rule.set_xdata([tau, tau])
-    texts[0].set_text(_marker_label(tau, k))
-    fig.stale = True
-    return True
-
-
-def _marker_label(tau: float, k: int) -> str:
-    """The legend entry of the bound figure's star (as :func:`lnlab.bound_plots.plot_lower_bound` writes it)."""
-    return f"τ={tau:.3g}, k={k}"
 
 
 # --------------------------------------------------------------------------- histograms, computed once
@@ -368,51 +337,6 @@ def _accuracies(data: _Histograms, epoch: int | None) -> dict[str, float]:
     return found
 
 
-# --------------------------------------------------------------------------- bound explorer
-
-
-def bound_explorer(tau: float = 0.04, k: int = 10, ks: Sequence[int] = (10, 100, 1000),
-                   points: Any = None, tau_range: tuple[float, float] = (0.005, 1.0)) -> Explorer:
-    """Sliders for τ and the class count k: a star moves along the bound curves (paper Prop. 3).
-
-    The text gives ``lower_bound(τ, k)`` (Prop. 3), ``tight_lower_bound(τ, k)`` and the confidence
-    cap ``1 / (1 + (k-1) e^{-gap/τ})``; ``state`` holds the same numbers unrounded.
-    ``points`` (runs' final train losses) is passed on to :func:`lnlab.bound_plots.plot_lower_bound`.
-    """
-    from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
-
-    controls = {
-        "tau": W.FloatLogSlider(value=tau, base=10, min=math.log10(tau_range[0]), max=math.log10(tau_range[1]),
-                                step=0.01, description="τ", readout_format=".3g"),
-        "k": W.IntSlider(value=k, min=2, max=1000, description="classes k"),
-    }
-    shown: dict[str, Any] = {}  # the figure and the marker it shows
-
-    def render(values: dict[str, Any]) -> tuple[Figure, str, dict[str, Any]]:
-        t, n = float(values["tau"]), int(values["k"])
-        numbers = {
-            "lower_bound": float(lower_bound(t, n)),
-            "tight_lower_bound": float(tight_lower_bound(t, n)),
-            "confidence_cap": float(confidence_cap(t, n, tight=True)),
-            "confidence_cap_prop3": float(confidence_cap(t, n, tight=False)),
-        }
-        # 1 - cap = 1 - e^(-bound), accurate where the cap itself rounds to 1.0 (small τ)
-        numbers["confidence_cap_complement"] = -math.expm1(-numbers["tight_lower_bound"])
-        fig = shown.get("figure")
-        if fig is None or not _move_bound_marker(fig, shown["marker"], (t, n)):
-            fig = bound_plots.plot_lower_bound(ks=ks, points=points, marker=(t, n))
-        shown.update(figure=fig, marker=(t, n))
-        cap = format_probability(numbers["confidence_cap"], numbers["confidence_cap_complement"])
-        text = (f"τ = {t:.4g}, k = {n}\n"
-                f"  Prop. 3 lower bound     log(1+(k-1)e^(-2/τ))      = {format_number(numbers['lower_bound'])} nats\n"
-                f"  tight bound (simplex)   log(1+(k-1)e^(-gap/τ))    = {format_number(numbers['tight_lower_bound'])} nats\n"
-                f"  confidence cap (tight)  1/(1+(k-1)e^(-gap/τ))     = {cap}\n"
-                f"  (gap = √(k/(k-1)) = {(n / (n - 1)) ** 0.5:.4f}, the unit-norm simplex optimum)")
-        return fig, text, numbers
-
-    return Explorer(controls, render, title="Bound explorer: LogitNorm's loss floor and confidence cap")
-
-
 # --------------------------------------------------------------------------- tau explorer
 
 
@@ -532,118 +456,3 @@ def _norm_lines(frames: Mapping[str, Any]) -> list[str]:
         lines.append(f"    {name:<22} {format_number(final.get('norm_train_mean', float('nan')), 3):>8} / "
                      f"{format_number(final.get('norm_test_mean', float('nan')), 3)}")
     return lines
-
-
-# --------------------------------------------------------------------------- toy explorer (notebook 00)
-
-
-def toy_explorer(tau: float = 0.04, steps: int = 300, weight_decay: float = 0.0, n: int = 1500, seed: int = 0,
-                 extent: float = 8.0, resolution: int = 200, tau_range: tuple[float, float] = (0.005, 1.0),
-                 background: bool | None = None, ahead: int = 1) -> Explorer:
-    """τ slider that retrains the 2-D toy's LogitNorm model and redraws its MSP map (paper Eq. 7, :mod:`lnlab.toy`).
-
-    The one explorer that trains: ``steps`` full-batch SGD steps of an MLP 2-64-64-3 on ``n`` points
-    take about 0.3 s on an idle CPU core (its text prints each training's time). Each τ is trained once
-    and kept. With ``background`` (default: inside a Jupyter kernel) a new τ is trained in a background
-    thread: the text says so at once, the previous map stays until the new one is ready, and once the
-    explorer is on screen the ``ahead`` slider values on each side of the current one are trained in
-    advance, so a step of the slider after a pause shows its map at once (one value ahead: a quick
-    second step waits for the one retrain it asked for, never for a guess). Without it (tests, scripts)
-    setting the slider trains before it returns.
-    ``state`` holds the ``run`` (:class:`lnlab.toy.ToyRun`), ``accuracy``, ``norm`` (mean raw logit
-    norm on the data), ``msp_data`` / ``msp_ring`` (mean MSP on the data and on the ring 4 ≤ ‖x‖ ≤ 6),
-    ``auroc_ring`` (AUROC of MSP, data vs ring), ``seconds`` (training time) and ``pending`` (the τ
-    being trained while the previous map is shown, else None). ``explorer.background.idle(timeout)``
-    waits for the background thread.
-    """
-    from lnlab import toy
-
-    x, y = toy.make_blobs(n, seed=seed)
-    ring = toy.RINGS[:1]
-    slider = W.FloatLogSlider(value=tau, base=10, min=math.log10(tau_range[0]), max=math.log10(tau_range[1]),
-                              step=0.05, description="τ", readout_format=".3g", continuous_update=False)
-    background = in_kernel() if background is None else background
-    worker_png = PngRenderer()  # the worker's own canvases (the first map is drawn before the worker starts)
-    asked: dict[float, float] = {}  # key -> the τ value asked for
-
-    def key(t: float) -> float:
-        """τ values equal to 6 decimals of log10(τ) are one (the browser's and Python's 10**x may differ)."""
-        return round(math.log10(t), 6)
-
-    def compute(k: float) -> tuple[Drawn, str, dict[str, Any]]:
-        t = asked.get(k, 10 ** k)
-        run = toy.train_toy(x, y, "logitnorm", tau=t, weight_decay=weight_decay, steps=steps, seed=seed,
-                            record_every=max(1, steps // 50))
-        rings = toy.ring_table({run.label: run}, x, rings=ring).iloc[0]
-        numbers = {"run": run, "accuracy": float(run.final["accuracy"]), "norm": float(run.final["norm_mean"]),
-                   "msp_data": float(rings["msp_data"]), "msp_ring": float(rings["msp_ring"]),
-                   "auroc_ring": float(rings["auroc_msp"]), "seconds": run.seconds, "pending": None}
-        fig = toy.plot_toy_maps({run.label: run}, x, y, extent=extent, resolution=resolution, rings=ring)
-        msp_data = format_probability(rings["msp_data"], rings["doubt_data"])
-        msp_ring = format_probability(rings["msp_ring"], rings["doubt_ring"])
-        text = (f"{run.label}: {steps} full-batch SGD steps in {run.seconds:.2f} s, "
-                f"train accuracy {100 * numbers['accuracy']:.1f}%\n"
-                f"  mean raw logit norm on the data  {format_number(numbers['norm'])}\n"
-                f"  mean MSP: data {msp_data}, ring {ring[0][0]:g}–{ring[0][1]:g} {msp_ring}; "
-                f"AUROC of MSP (data vs ring) {numbers['auroc_ring']:.3f}")
-        return Drawn(fig, worker_png(fig)), text, {"tau": t, **numbers}
-
-    def ahead_of(t: float) -> list[float]:
-        """Keys of the slider values up to ``ahead`` steps from ``t`` (nearest first), on the slider's grid."""
-        index = round((math.log10(t) - slider.min) / slider.step)
-        steps_max = round((slider.max - slider.min) / slider.step)
-        return [key(10 ** (slider.min + i * slider.step)) for d in range(1, ahead + 1) for i in (index + d, index - d)
-                if 0 <= i <= steps_max]
-
-    def on_screen() -> bool:
-        count = getattr(explorer.widget, "_view_count", None)
-        return count is None or count > 0  # None: views are not counted
-
-    def train_ahead(t: float) -> None:
-        if background and on_screen():
-            jobs.want(ahead_of(t))
-
-    def done(k: float, result: Any) -> None:
-        """In the worker thread: show the result if the slider still asks for it, then train ahead of it."""
-        with explorer._lock:
-            if key(float(slider.value)) != k:
-                return
-            if isinstance(result, BaseException):
-                explorer.show(None, f"training the toy at τ = {asked.get(k, 10 ** k):.3g} failed: {result!r}",
-                              {**explorer.state, "pending": None})
-                return
-            explorer.show(*result)
-        train_ahead(asked.get(k, 10 ** k))
-
-    jobs = Background(compute, done)
-
-    def render(values: dict[str, Any]) -> tuple[Drawn | None, str, dict[str, Any]]:
-        t = float(values["tau"])
-        k = key(t)
-        asked.setdefault(k, t)
-        if k in jobs.results:
-            train_ahead(t)
-            return jobs.results[k]
-        if not background or not jobs.results:  # the first map is drawn before the cell returns
-            jobs.results[k] = compute(k)
-            return jobs.results[k]
-        previous = explorer.state.get("run")
-        jobs.want([k])
-        took = explorer.state.get("seconds")
-        took = f"; the last training took {took:.2f} s" if took else ""
-        text = (f"retraining the toy at τ = {t:.3g} ({steps} steps{took}); the map below is still "
-                f"{previous.label if previous is not None else 'the previous τ'}")
-        return None, text, {**explorer.state, "tau": t, "pending": t}
-
-    explorer = Explorer({"tau": slider}, render,
-                        title="Toy explorer: retrain the 2-D LogitNorm model at another τ")
-    explorer.background = jobs
-    if background:
-        explorer.widget._view_count = 0  # let the frontend count its views: train ahead once the explorer shows
-
-        def first_view(change: Any) -> None:
-            if change["new"]:
-                train_ahead(float(slider.value))
-
-        explorer.widget.observe(first_view, names="_view_count")
-    return explorer

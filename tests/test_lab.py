@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lnlab import paths, suite, widgets
+from lnlab import bound_widgets, paths, suite, widgets
 from lnlab.explorer import layout_signature
 from lnlab.formatting import format_number, format_probability, format_scientific
 
@@ -87,7 +87,7 @@ def test_numbers_keep_short_exponents():
 
 
 def test_bound_explorer_prints_how_far_below_one_the_cap_is():
-    explorer = widgets.bound_explorer(tau=0.04, k=10)
+    explorer = bound_widgets.bound_explorer(tau=0.04, k=10)
     cap_line = next(line for line in explorer.text.splitlines() if "confidence cap" in line)
     assert cap_line.rstrip().endswith(format_probability(1.0, explorer.state["confidence_cap_complement"]))
     assert "1 − " in cap_line and "e-" in cap_line  # not "= 1"
@@ -95,7 +95,7 @@ def test_bound_explorer_prints_how_far_below_one_the_cap_is():
 
 
 def test_sliders_send_their_value_on_release_not_while_dragged():
-    explorer = widgets.bound_explorer()
+    explorer = bound_widgets.bound_explorer()
     sliders = [c for c in explorer.controls.values() if "continuous_update" in c.trait_names()]
     assert sliders and not any(c.continuous_update for c in sliders)
     explorer.controls["k"].value = 100
@@ -111,7 +111,7 @@ def test_explorer_images_show_what_a_tight_savefig_shows_in_one_draw():
 
     from lnlab import bound_plots
 
-    explorer = widgets.bound_explorer(tau=0.04, k=10)
+    explorer = bound_widgets.bound_explorer(tau=0.04, k=10)
     explorer.controls["tau"].value = 0.2
     assert explorer._png._signature == layout_signature(bound_plots.plot_lower_bound(marker=(0.3, 10)))
     shown = Image.open(io.BytesIO(bytes(explorer.widget.children[-1].value)))

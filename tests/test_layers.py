@@ -54,7 +54,8 @@ def _below(module: str) -> set[str]:
 
 
 def test_storage_sits_below_training_and_the_reference_source():
-    upper = {"runs", "train", "shipped", "profiles", "suite", "sweep", "cli", "plots", "widgets", "report"}
+    upper = {"runs", "train", "shipped", "profiles", "suite", "sweep", "cli", "plots", "widgets", "bound_widgets",
+             "toy_widgets", "report"}
     for module, not_below in [("store", upper), ("portable", upper), ("shipped", {"runs", "profiles", "train"}),
                               ("train", {"runs", "store", "portable", "shipped", "profiles"})]:
         reached = _below(module) & not_below
@@ -63,10 +64,11 @@ def test_storage_sits_below_training_and_the_reference_source():
 
 def test_a_network_lnlab_did_not_train_enters_below_figures_tables_and_training():
     # the adapter and the recorder answer what a run answers; the figures, tables and explorers take them unchanged
-    above = {"runs", "train", "profiles", "suite", "sweep", "cli", "plots", "widgets", "explorer", "report", "tables",
-             "calibration", "tau", "live"}
+    above = {"runs", "train", "profiles", "suite", "sweep", "cli", "plots", "widgets", "bound_widgets", "toy_widgets",
+             "explorer", "report", "tables", "calibration", "tau", "live"}
     for module in ("foreign", "recorder"):
         reached = _below(module) & above
         assert not reached, f"lnlab.{module} reaches up into {sorted(reached)}"
-    for module in ("plots", "widgets", "calibration", "tables", "tau", "evaluate", "store"):
+    for module in ("plots", "widgets", "bound_widgets", "toy_widgets", "calibration", "tables", "tau", "evaluate",
+                   "store"):
         assert not {"foreign", "recorder"} & _below(module), f"lnlab.{module} special-cases networks lnlab did not train"

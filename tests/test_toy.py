@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lnlab import toy, widgets
+from lnlab import toy, toy_widgets
 from lnlab.formatting import format_number
 from lnlab.losses import logit_norm_loss
 
@@ -181,7 +181,7 @@ def test_toy_figures(blobs):
 
 
 def test_toy_explorer_retrains_at_the_new_tau(blobs):
-    explorer = widgets.toy_explorer(tau=0.04, steps=40, n=600, resolution=40)
+    explorer = toy_widgets.toy_explorer(tau=0.04, steps=40, n=600, resolution=40)
     first_text, first_png = explorer.text, bytes(explorer.widget.children[-1].value)
     first_image = explorer.figure.axes[0].images[0].get_array().copy()
     assert explorer.state["run"].tau == pytest.approx(0.04) and "τ=0.04" in explorer.text

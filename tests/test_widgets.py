@@ -14,7 +14,7 @@ import torch
 from _synthetic import OODS, fake_run, logits
 from tests_support import ci_pair
 
-from lnlab import bound_plots, plots, widgets
+from lnlab import bound_plots, bound_widgets, plots, toy_widgets, widgets
 from lnlab.explorer import PngRenderer
 from lnlab.config import TrainConfig
 from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
@@ -205,7 +205,7 @@ def test_score_explorer_epoch_slider_on_ci_runs(tmp_path_factory):
 
 
 def test_bound_explorer_prints_the_bound_for_the_chosen_tau_and_k():
-    explorer = widgets.bound_explorer(tau=0.04, k=10)
+    explorer = bound_widgets.bound_explorer(tau=0.04, k=10)
     first, first_png = explorer.text, bytes(explorer.widget.children[-1].value)
     assert first_png.startswith(b"\x89PNG")  # the figure is shown as an Image widget
     explorer.controls["tau"].value = 0.2
@@ -222,7 +222,7 @@ def test_bound_explorer_prints_the_bound_for_the_chosen_tau_and_k():
 
 def test_bound_explorer_moves_its_star_in_place():
     points = [{"tau": 0.04, "num_classes": 10, "loss": 0.05}]  # a run at the slider's τ: its segment stays
-    explorer = widgets.bound_explorer(tau=0.04, k=10, points=points)
+    explorer = bound_widgets.bound_explorer(tau=0.04, k=10, points=points)
     figure = explorer.figure
     explorer.controls["tau"].value = 0.2
     explorer.controls["k"].value = 57
@@ -279,7 +279,7 @@ def test_tau_explorer_needs_a_logitnorm_run():
 
 
 def test_toy_explorer_trains_in_the_background_and_keeps_each_tau():
-    explorer = widgets.toy_explorer(tau=0.04, steps=20, n=150, resolution=40, background=True)
+    explorer = toy_widgets.toy_explorer(tau=0.04, steps=20, n=150, resolution=40, background=True)
     first = explorer.state["run"]
     assert first.tau == 0.04 and explorer.state["pending"] is None
     image = bytes(explorer.widget.children[-1].value)
@@ -294,7 +294,7 @@ def test_toy_explorer_trains_in_the_background_and_keeps_each_tau():
 
 
 def test_toy_explorer_without_background_trains_before_returning():
-    explorer = widgets.toy_explorer(tau=0.04, steps=20, n=150, resolution=40, background=False)
+    explorer = toy_widgets.toy_explorer(tau=0.04, steps=20, n=150, resolution=40, background=False)
     explorer.controls["tau"].value = 0.2
     assert explorer.state["run"].tau == pytest.approx(0.2) and "LogitNorm τ=0.2" in explorer.text
 
