@@ -174,7 +174,8 @@ def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequen
     along training (``Run.snapshot``; about a third of a CIFAR-10 run's export, more with 100 classes), for
     runs whose figures read only the final logits and the per-epoch history. ``scores`` (default: as
     ``weights``): store those weight-based scores; ``scores=True`` with ``weights=False`` ships a run whose OOD
-    table has every score on its stored sets without its weights (about 0.9 MB less for airnet).
+    table has every score on its stored sets without its weights (about 0.9 MB less for airnet). A shipped run
+    without weights, exported again (to drop a set or its snapshots), passes on the scores it carries.
     """
     run = _verified(run)
     names = list(dict.fromkeys(sets)) if sets else default_sets(run)
@@ -207,14 +208,19 @@ def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequen
                 arrays[key] = values.astype(np.float16 if np.abs(values).max(initial=0) < _FLOAT16_MAX else np.float32)
                 kept.setdefault(str(epoch), {})[name] = key
     stored_scores: dict[str, dict] = {}
-    if (weights if scores is None else scores) and run.has_weights:
+    if weights if scores is None else scores:
         for score_name in (s for s in evaluate.SCORE_SETTINGS if s not in LOGIT_SCORES):
-            entry = stored_scores[score_name] = {"settings": dict(evaluate.SCORE_SETTINGS[score_name]), "sets": {}}
+            settings = dict(evaluate.SCORE_SETTINGS[score_name])
+            entry = {"settings": settings, "sets": {}}
             for name in names:
-                if name == "test" or stored[name]["labels"] is None:
+                # a run without weights (a shipped run re-exported) passes on the scores it carries
+                shipped = run.has_weights or getattr(run, "stored_score", lambda *a: None)(score_name, name, settings) is not None
+                if (name == "test" or stored[name]["labels"] is None) and shipped:
                     key = f"score_{score_name}_{names.index(name)}"
                     arrays[key] = evaluate.score_values(run, score_name, name).numpy().astype(np.float32)
                     entry["sets"][name] = key
+            if entry["sets"]:
+                stored_scores[score_name] = entry
     files = list(PORTABLE_FILES) + ([WEIGHTS_FILE] if weights else [])
     target.mkdir(parents=True, exist_ok=True)
     (target / MANIFEST).unlink(missing_ok=True)  # the old manifest never vouches for new files

@@ -152,6 +152,14 @@ def test_scores_without_weights_give_the_full_table_of_the_stored_sets(shared, t
     assert scores_for({"light": light}, ["odin"]) == ([], ["odin"])  # the sets are not known: as before
     with pytest.raises(ValueError, match="no weights and no stored odin scores of 'val'"):
         score_values(light, "odin", "val")
+    # exported again without a set (the size cuts of the reference source): the other sets' scores pass on
+    again = load_portable(export_run(light, tmp_path / "again", sets=["test", *OODS[:1]], weights=False, scores=True))
+    assert list(again.stored) == ["test", OODS[0]] and not again.has_weights
+    for name in ("test", OODS[0]):
+        assert torch.equal(score_values(again, "gradnorm", name), score_values(light, "gradnorm", name))
+        assert torch.equal(again.logits_for(name), light.logits_for(name))
+    with pytest.raises(ValueError, match="no weights and no stored odin scores"):
+        score_values(again, "odin", OODS[1])
 
 
 def test_a_portable_entry_is_never_trained_or_overwritten(shared, monkeypatch, tmp_path):
