@@ -32,12 +32,15 @@ def _texts(fig: Figure) -> list[tuple[str, Text]]:
             continue
         where = f"panel {i}" + (f" ({ax.get_title()})" if ax.get_title() else "")
         for name, axis, (low, high) in (("x", ax.xaxis, ax.get_xlim()), ("y", ax.yaxis, ax.get_ylim())):
+            if not ax.axison or not axis.get_visible():  # ax.axis("off") (a legend panel): ticks and labels not drawn
+                continue
             low, high = min(low, high), max(low, high)
             slack = 1e-9 * max(abs(low), abs(high), 1e-300)
             ticks = axis.get_majorticklabels() + axis.get_minorticklabels()
             found += [(f"{where} {name} tick", t) for t in ticks  # labels of ticks outside the view are not drawn
                       if low - slack <= t.get_position()[0 if name == "x" else 1] <= high + slack]
-        found += [(f"{where} x label", ax.xaxis.label), (f"{where} y label", ax.yaxis.label)]
+        found += [(f"{where} {n} label", axis.label) for n, axis in (("x", ax.xaxis), ("y", ax.yaxis))
+                  if ax.axison and axis.get_visible()]
         found += [(f"{where} title", title) for title in (ax.title, ax._left_title, ax._right_title)]
         legend = ax.get_legend()
         if legend is not None and legend.get_visible():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from matplotlib.lines import Line2D
 
 from lnlab import suite
 from lnlab.layout import OverlappingTextError, check_layout, text_overlaps
@@ -23,6 +24,20 @@ def test_overlapping_tick_labels_and_titles_are_found():
         axes[0, 1].set_xlabel("and the neighbour's own long axis title")
     problems = text_overlaps(fig)
     assert any("x label" in p and "panel 1" in p for p in problems)
+
+
+def test_a_legend_panel_with_its_axis_off_is_checked_by_what_it_draws():
+    with paper_style():
+        fig, axes = new_figure(1, 1, width=2.0, height=1.6)
+        ax = axes[0, 0]
+        ax.legend(handles=[Line2D([], [], label=f"a long legend entry, number {i}") for i in range(16)], loc="center",
+                  frameon=False)
+        shown = text_overlaps(fig)
+        assert any("tick" in p and "legend" in p for p in shown)  # the tick labels lie under the legend
+        ax.axis("off")  # a legend panel: its ticks are not drawn
+    assert text_overlaps(fig) == []
+    ax.set_title("a title across the legend", y=0.5)  # what it still draws is still checked
+    assert any("title" in p and "legend" in p for p in text_overlaps(fig))
 
 
 def test_a_tau_axis_labels_each_tau_once_without_overlap():
