@@ -213,12 +213,13 @@ def export_run(run: Run | str | os.PathLike, to: str | os.PathLike, sets: Sequen
             settings = dict(evaluate.SCORE_SETTINGS[score_name])
             entry = {"settings": settings, "sets": {}}
             for name in names:
-                # a run without weights (a shipped run re-exported) passes on the scores it carries
-                shipped = run.has_weights or getattr(run, "stored_score", lambda *a: None)(score_name, name, settings) is not None
-                if (name == "test" or stored[name]["labels"] is None) and shipped:
-                    key = f"score_{score_name}_{names.index(name)}"
-                    arrays[key] = evaluate.score_values(run, score_name, name).numpy().astype(np.float32)
-                    entry["sets"][name] = key
+                if name != "test" and stored[name]["labels"] is not None:
+                    continue  # the test set and the OOD sets only
+                if not run.has_weights and run.stored_score(score_name, name, settings) is None:
+                    continue  # a shipped run without weights, exported again, passes on the scores it carries
+                key = f"score_{score_name}_{names.index(name)}"
+                arrays[key] = evaluate.score_values(run, score_name, name).numpy().astype(np.float32)
+                entry["sets"][name] = key
             if entry["sets"]:
                 stored_scores[score_name] = entry
     files = list(PORTABLE_FILES) + ([WEIGHTS_FILE] if weights else [])
