@@ -21,8 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nbformat
-
 from lnlab.paths import figures_root, notebooks_root, runs_root as default_runs_root
 from lnlab import profiles
 from lnlab.comparisons import bound_points, check_seeds, comparison_runs, main_pair  # noqa: F401 (notebooks: suite.*)
@@ -36,6 +34,10 @@ NOTEBOOKS_DIR = notebooks_root()
 # other Python on the machine can shadow. JupyterLab opens the notebooks with it without asking.
 KERNEL_NAME = "lnlab"
 KERNEL_DISPLAY_NAME = "Python 3 (lnlab)"
+# Started first when notebooks run in parallel: the longest on the reference runs (papermill's durations in CI,
+# benchmarks/RESULTS.md, "CI, Session 6": 40, 21 and 15 s of 147 s in all). Started in file order, the longest came
+# last and one worker waited on it alone. Only the start order changes; a failure is still reported in file order.
+LONGEST_FIRST = ("08_your_network", "00_mechanism", "07_tau_and_classes")
 
 
 class NotebookError(RuntimeError):
@@ -62,6 +64,12 @@ def notebook_paths(names: Sequence[str] | None = None, folder: str | os.PathLike
             raise ValueError(f"unknown notebook {name!r}: pass one of {[p.stem for p in available]} (or a path)")
         chosen.append(matches[0])
     return chosen
+
+
+def start_order(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` with those named in :data:`LONGEST_FIRST` first (in its order), the others in file order."""
+    rank = {stem: i for i, stem in enumerate(LONGEST_FIRST)}
+    return sorted(paths, key=lambda path: rank.get(path.stem, len(rank)))
 
 
 # --------------------------------------------------------------------------- kernel
@@ -187,8 +195,9 @@ def run_suite(profile: str = "reference", output: str | os.PathLike | None = "fi
             execute(path)
     else:
         with _kernel_threads(max(1, (os.cpu_count() or 1) // jobs)), ThreadPoolExecutor(jobs) as pool:
-            for future in [pool.submit(execute, path) for path in paths]:  # in order: the first failure raises
-                future.result()
+            futures = {path: pool.submit(execute, path) for path in start_order(paths)}
+            for path in paths:  # in file order: the first failure raises
+                futures[path].result()
     written = [p for path in paths for p in sorted(out_dir.glob(f"{path.stem}_*")) if p.suffix in (".pdf", ".png")]
     print(f"[lnlab figures] {len(written)} figure files and {len(paths)} executed notebooks in {out_dir}")
     for figure in written:
@@ -205,6 +214,9 @@ def run_suite(profile: str = "reference", output: str | os.PathLike | None = "fi
 
 def _parameters_source(path: Path) -> str:
     """The source of a notebook's ``parameters`` cell ("" if it has none)."""
+    import nbformat  # here, not at the top: every notebook kernel imports this module, and nbformat's schema
+    # validation imports jsonschema's format checkers (rfc3987-syntax compiles a grammar: 1.5-2 s per kernel)
+
     cells = nbformat.read(path, as_version=4).cells
     return next((c.source for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
 
@@ -250,6 +262,8 @@ def _train_shared_runs(parameters: dict[str, Any]) -> None:
 def notebook_problems(path: str | os.PathLike) -> list[str]:
     """Why a stored notebook is not clean: outputs, execution counts, no ``parameters``-tagged cell, or a
     kernelspec other than ``lnlab``."""
+    import nbformat  # where used (see _parameters_source)
+
     nb = nbformat.read(path, as_version=4)
     problems = []
     for i, cell in enumerate(nb.cells):
@@ -271,6 +285,8 @@ def strip_notebook(path: str | os.PathLike) -> bool:
     """Remove outputs, execution counts and per-cell execution metadata, name the ``lnlab`` kernel; in place.
 
     Returns whether the file changed."""
+    import nbformat  # where used (see _parameters_source)
+
     nb = nbformat.read(path, as_version=4)
     before = nbformat.writes(nb)
     for cell in nb.cells:

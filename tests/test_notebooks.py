@@ -112,3 +112,13 @@ def test_run_suite_runs_notebooks_at_once_each_with_its_kernel_and_threads(tmp_p
 def test_unknown_notebook_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown notebook"):
         suite.notebook_paths(["99_nope"])
+
+
+def test_the_longest_notebooks_start_first_and_exist():
+    # a renamed notebook would silently drop out of LONGEST_FIRST: every name must be a notebook of the suite
+    stems = [path.stem for path in NOTEBOOKS]
+    assert set(suite.LONGEST_FIRST) <= set(stems)
+    order = [path.stem for path in suite.start_order(NOTEBOOKS)]
+    assert order[:len(suite.LONGEST_FIRST)] == list(suite.LONGEST_FIRST)
+    rest = [stem for stem in stems if stem not in suite.LONGEST_FIRST]
+    assert order[len(suite.LONGEST_FIRST):] == rest and sorted(order) == sorted(stems)
