@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
+import subprocess
 import sys
 
 import nbformat
@@ -122,3 +123,12 @@ def test_the_longest_notebooks_start_first_and_exist():
     assert order[:len(suite.LONGEST_FIRST)] == list(suite.LONGEST_FIRST)
     rest = [stem for stem in stems if stem not in suite.LONGEST_FIRST]
     assert order[len(suite.LONGEST_FIRST):] == rest and sorted(order) == sorted(stems)
+
+
+def test_a_notebook_kernel_importing_lnlab_does_not_import_nbformat():
+    # nbformat imports jsonschema's format checkers (rfc3987-syntax compiles a grammar, 1.5-2 s), and nine of the ten
+    # notebooks import lnlab.suite: the suite's own process reads notebooks, the kernels need not
+    code = ("import sys; from lnlab import calibration, comparisons, evaluate, foreign, plots, suite, tables, tau, "
+            "widgets; print(sorted(m for m in ('nbformat', 'jsonschema', 'papermill') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
