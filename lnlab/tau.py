@@ -244,6 +244,21 @@ OPENOOD_CIFAR100 = ("OpenOOD v1.5 (leaderboard: ResNet-18, 100 epochs) trains CI
                     "that is not in the paper.")
 
 
+def head_to_head(stability: Stability, a: float, b: float) -> str:
+    """One sentence: on how many of the seeds both ``a`` and ``b`` have ``a``'s validation AUROC is the higher
+    ("" without a per-seed table or a common seed)."""
+    if stability.table is None:
+        return ""
+    by_seed = {v: dict(zip(g["seed"], g["auroc"])) for v, g in stability.table.groupby("value")}
+    common = sorted(set(by_seed.get(a, {})) & set(by_seed.get(b, {})))
+    if not common:
+        return ""
+    wins = sum(by_seed[a][s] > by_seed[b][s] for s in common)
+    seeds = ", ".join(str(int(s)) for s in common)
+    return (f"Seed by seed (the seeds both have: {seeds}), τ = {a:g} is the higher on validation at {wins} of "
+            f"{len(common)}. ")
+
+
 def describe_transfer(studies: Mapping[str, tuple[pd.DataFrame, Stability]], oods: Mapping[str, Sequence[str]],
                       reference_tau: float = 0.04, decimals: int = 1) -> str:
     """Markdown: for each training set (``{name: (tau_table, Stability)}``), the validated τ and whether it holds,
@@ -283,6 +298,7 @@ def describe_transfer(studies: Mapping[str, tuple[pd.DataFrame, Stability]], ood
             text += (f"Validation MSP AUROC {at(table, stability.pick, 'val_auroc')} % at τ = {stability.pick:g} "
                      f"against {at(table, reference_tau, 'val_auroc')} % at τ = {reference_tau:g}: a gap of "
                      f"{gap:.{decimals}f} points, {verdict}. ")
+            text += head_to_head(stability, stability.pick, reference_tau)
         elif stability.pick == reference_tau and len(stability.seeds) > 1:
             text += f"Validation picks τ = {reference_tau:g} itself. "
         shown = list(dict.fromkeys([reference_tau, stability.pick]))

@@ -170,3 +170,20 @@ def test_describe_transfer_with_one_tau_says_there_is_nothing_to_choose_and_comp
     assert "Validation picks" not in text and "itself" not in text
     assert "CE's validation MSP AUROC is 58.0 %; τ = 0.04: 41.8 %." in text
     assert "near: CE 62.0, τ = 0.04 64.0." in text  # the pick is 0.04 itself: not listed twice
+
+
+def test_describe_transfer_counts_the_seeds_where_the_pick_beats_the_reference_tau():
+    import pandas as pd
+
+    table = pd.DataFrame([
+        {"tau": 0.005, "val_auroc": 45.0, "val_auroc_std": 5.0, "near_auroc": 62.0},
+        {"tau": 0.04, "val_auroc": 41.5, "val_auroc_std": 1.7, "near_auroc": 63.0},
+    ], index=["LogitNorm τ=0.005", "LogitNorm τ=0.04"])
+    seeds = pd.DataFrame({"value": [0.005] * 3 + [0.04] * 4, "seed": [0, 1, 2, 0, 1, 2, 3],
+                          "auroc": [50.2, 45.9, 39.0, 41.8, 43.0, 39.7, 90.0], "fpr95": [90.0] * 7})
+    stability = tau_rule.Stability(0.005, {0: 0.005, 1: 0.005, 2: 0.04}, {0.005: 0.8, 0.04: 0.2},
+                                   {0.005: [0, 1, 2], 0.04: [0, 1, 2, 3]}, seeds)
+    text = tau_rule.describe_transfer({"Set": (table, stability)}, {"Set": ["near"]})
+    # seed 3 has τ 0.04 only: it is not compared; at seed 2 0.04 is the higher
+    assert "Seed by seed (the seeds both have: 0, 1, 2), τ = 0.005 is the higher on validation at 2 of 3." in text
+    assert tau_rule.head_to_head(tau_rule.Stability(0.005, {}, {}, {}), 0.005, 0.04) == ""
