@@ -11,6 +11,7 @@ after temperature scaling, %) are printed only to compare. Runs come from the ca
     python benchmarks/tau_choice.py --profile reference
     python benchmarks/tau_choice.py --profile reference --dataset tinyimagenet100
     python benchmarks/tau_choice.py --profile laptop --seeds 0 --runs ~/lnlab-runs
+    python benchmarks/tau_choice.py --profile reference --taus 0.0025 --only-seed 3   # one run's numbers, CE or not
 """
 
 from __future__ import annotations
@@ -33,10 +34,20 @@ def main() -> None:
     parser.add_argument("--taus", nargs="+", type=float, default=None, help="default: every τ shipped / the grid")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: every seed shipped for each τ")
     parser.add_argument("--runs", default=None, help="run cache (default $LNLAB_RUNS or runs/)")
+    parser.add_argument("--only-seed", type=int, default=None,
+                        help="the tables of this seed's runs alone (those that have it, CE included if it does); "
+                             "no pick")
     args = parser.parse_args()
+    if args.only_seed is not None and args.seeds is not None:
+        parser.error("--only-seed reads every shipped seed and keeps one: pass it without --seeds")
     runs = comparison_runs(args.profile, taus=sweep_taus(args.profile, args.taus, args.dataset), runs_root=args.runs,
                            seeds=args.seeds, validation=True, dataset=args.dataset,
                            each_seeds=args.profile == "reference" and args.seeds is None)
+    if args.only_seed is not None:
+        runs = {label: kept for label, group in runs.items()
+                if (kept := [run for run in group if run.config.seed == args.only_seed])}
+        if not runs:
+            parser.error(f"no run of seed {args.only_seed} among these: pass a seed they have")
     oods = list(next(iter(runs.values()))[0].config.ood)
     table = tau_table(runs, oods)
     columns = ["tau", "seeds", "accuracy", "ece", "ece_eval", "ece_scaled", "val_auroc", "val_fpr95",
@@ -58,6 +69,8 @@ def main() -> None:
     print("\nValidation MSP AUROC per validation set (held-out images against each; %, mean over seeds; the rule "
           "reads the mean row):")
     print(auroc.round(1).T.to_markdown())
+    if args.only_seed is not None:
+        return  # one seed: nothing to say about a pick's stability
     try:
         stability = pick_stability(runs)
     except ValueError as error:  # only CE shipped so far for this training set
