@@ -1,7 +1,8 @@
 """The README's summary quotes benchmarks/RESULTS.md: every number it gives with a unit is a number there.
 
 A simple extraction, so that the two cannot drift apart silently: in the summary paragraph ("What you see
-without training anything"), the one after it and the one on the other losses ("What the shipped runs show"),
+without training anything"), the one after it, the one on the other losses ("What the shipped runs show") and
+the one on the τ study ("What the shipped τ study shows"),
 every run of numbers that ends in a unit (%, s, min, MB), such as "75.1 ± 2.8 → 45.3 ± 1.0 %" or "69–74 s", gives its numbers, and each must occur in RESULTS.md as a
 number (not as part of a longer one: 59.8 does not match 59.81). The RESULTS.md sections the summary names
 must exist.
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SUMMARY_STARTS = ("**What you see without training anything.**", "From a fresh clone, after `make env`",
-                  "**What the shipped runs show**")
+                  "**What the shipped runs show**", "**What the shipped τ study shows**")
 
 NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
 SEPARATOR = r"\s*(?:±|→|–|-|vs\.?|,|and|to)\s*"
