@@ -139,6 +139,20 @@ class Stability:
         majority = len(self.seed_picks) > 0 and self.seed_wins[self.pick] * 2 > len(self.seed_picks)
         return majority and self.bootstrap[self.pick] >= HOLDS_FRACTION
 
+    @property
+    def verdict(self) -> str:
+        """"holds", "does not hold", or "not known to hold" (a candidate has one seed: its spread is not known)."""
+        if any(len(seeds) < 2 for seeds in self.seeds.values()):
+            return "not known to hold"
+        return "holds" if self.holds else "does not hold"
+
+    def pick_label(self, symbol: str = "τ") -> str:
+        """A figure's label for the pick: "validated τ = 0.005" where it holds, else what validation picked and
+        that it does not hold, or is not known to."""
+        if self.verdict == "holds":
+            return f"validated {symbol} = {self.pick:g}"
+        return f"validation's pick {symbol} = {self.pick:g} ({self.verdict})"
+
     def summary(self, symbol: str = "τ") -> str:
         """One paragraph a reader can quote: the pick, its wins over seeds and resamples, and whether it holds."""
         wins = ", ".join(f"{symbol} {v:g}: {n}" for v, n in self.seed_wins.items() if n)

@@ -187,3 +187,13 @@ def test_describe_transfer_counts_the_seeds_where_the_pick_beats_the_reference_t
     # seed 3 has τ 0.04 only: it is not compared; at seed 2 0.04 is the higher
     assert "Seed by seed (the seeds both have: 0, 1, 2), τ = 0.005 is the higher on validation at 2 of 3." in text
     assert tau_rule.head_to_head(tau_rule.Stability(0.005, {}, {}, {}), 0.005, 0.04) == ""
+
+
+def test_a_pick_is_called_validated_only_where_it_holds():
+    both = {0.005: [0, 1, 2], 0.04: [0, 1, 2]}
+    holding = tau_rule.Stability(0.005, {0: 0.005, 1: 0.005, 2: 0.04}, {0.005: 0.9, 0.04: 0.1}, both)
+    assert holding.verdict == "holds" and holding.pick_label() == "validated τ = 0.005"
+    losing = tau_rule.Stability(0.005, {0: 0.005, 1: 0.04, 2: 0.04}, {0.005: 0.6, 0.04: 0.4}, both)
+    assert losing.pick_label() == "validation's pick τ = 0.005 (does not hold)"
+    single = tau_rule.Stability(0.005, {0: 0.005}, {0.005: 0.9, 0.01: 0.1}, {0.005: [0, 1, 2], 0.01: [0]})
+    assert single.pick_label("λ") == "validation's pick λ = 0.005 (not known to hold)"
