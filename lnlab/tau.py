@@ -134,15 +134,20 @@ class Stability:
     @property
     def holds(self) -> bool:
         """The mean's pick wins on most seeds and in at least ``HOLDS_FRACTION`` of the resamples."""
-        if any(len(seeds) < 2 for seeds in self.seeds.values()):
+        if self.single_seeded:
             return False  # one seed of a candidate says nothing about its spread
         majority = len(self.seed_picks) > 0 and self.seed_wins[self.pick] * 2 > len(self.seed_picks)
         return majority and self.bootstrap[self.pick] >= HOLDS_FRACTION
 
     @property
+    def single_seeded(self) -> list[float]:
+        """The candidates trained at one seed only."""
+        return [value for value, seeds in self.seeds.items() if len(seeds) < 2]
+
+    @property
     def verdict(self) -> str:
         """"holds", "does not hold", or "not known to hold" (a candidate has one seed: its spread is not known)."""
-        if any(len(seeds) < 2 for seeds in self.seeds.values()):
+        if self.single_seeded:
             return "not known to hold"
         return "holds" if self.holds else "does not hold"
 
@@ -158,7 +163,7 @@ class Stability:
         wins = ", ".join(f"{symbol} {v:g}: {n}" for v, n in self.seed_wins.items() if n)
         boot = ", ".join(f"{symbol} {v:g}: {100 * f:.0f} %" for v, f in self.bootstrap.items() if f >= 0.005)
         seeds = sorted({s for ss in self.seeds.values() for s in ss})
-        single = [v for v, ss in self.seeds.items() if len(ss) < 2]
+        single = self.single_seeded
         count = len(self.seed_picks)
         if len(self.seeds) == 1:
             return (f"Only {symbol} = {self.pick:g} is trained so far (seeds {seeds}): nothing to choose between yet.")
