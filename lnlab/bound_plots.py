@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from lnlab.plots import DOUBLE_COLUMN, colors, new_figure, paper_style
+from lnlab.plots import DOUBLE_COLUMN, add_subtitle, colors, new_figure, paper_style
 
 
 def default_taus() -> np.ndarray:
@@ -25,7 +25,7 @@ def default_taus() -> np.ndarray:
 def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Sequence[int] = (10, 100, 1000),
                      points: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
                      marker: tuple[float, int] | None = None, y_floor: float = 1e-12,
-                     width: float = DOUBLE_COLUMN, markers: Sequence[tuple] = ()) -> Figure:
+                     width: float = DOUBLE_COLUMN, markers: Sequence[tuple] = (), subtitle: str | None = None) -> Figure:
     """LogitNorm's loss floor and the confidence it allows, vs τ (paper Prop. 3).
 
     Left: ``lower_bound`` (dashed, Prop. 3: gap 2) and ``tight_lower_bound`` (solid, unit-norm
@@ -35,7 +35,8 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
     ``points`` (columns ``tau``, ``num_classes``, ``loss``) draws final train losses of runs
     against their bound; ``marker=(tau, k)`` highlights one point on both panels (the explorer moves it);
     ``markers``: more points ``(tau, k[, legend text])`` in the colour of their ``k``, e.g. each training set's
-    validated τ (notebook 07).
+    validated τ (notebook 07). ``subtitle``: the dataset, recipe and seeds of the runs drawn
+    (:func:`lnlab.plots.recipe_line`).
     """
     from lnlab.losses import confidence_cap, lower_bound, tight_lower_bound
 
@@ -51,7 +52,7 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
     if not ks:
         raise ValueError("ks is empty: pass class counts such as (10, 100, 1000)")
     with paper_style():
-        fig, axes = new_figure(2, 1, width=width, height=2.5)
+        fig, axes = new_figure(2, 1, width=width, height=2.5 + 0.2 * (subtitle.count("\n") + 1 if subtitle else 0))
         ax_bound, ax_cap = axes.flat
         palette = dict(zip(ks, colors(len(ks))))
         for k in ks:
@@ -66,7 +67,7 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
                      xlabel="temperature τ (unitless)",
                      ylabel="min. LogitNorm loss (nats)", title="loss floor vs τ")
         ax_cap.set(xscale="log", xlim=xlim, ylim=(0, 1.03), xlabel="temperature τ (unitless)",
-                   ylabel="max. softmax confidence (probability)", title="confidence cap at the optimum")
+                   ylabel="max. softmax confidence\n(probability)", title="confidence cap at the optimum")
         handles = ax_bound.get_legend_handles_labels()[0]
         handles += [Line2D([], [], color="0.3", label="tight bound (simplex)"),
                     Line2D([], [], color="0.3", linestyle="--", label="Prop. 3 bound")]
@@ -84,6 +85,7 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
                                   label=f"τ={marker[0]:.3g}, k={marker[1]}"))
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False,
                    columnspacing=1.2, handlelength=1.8)
+        add_subtitle(fig, subtitle)
     return fig
 
 

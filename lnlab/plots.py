@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
@@ -280,10 +281,18 @@ def _profile_of(config: Any) -> str | None:
     return None
 
 
+SUBTITLE_POINTS = 7
+
+
 def add_subtitle(fig: Figure, text: str | None) -> None:
-    """Write ``text`` (dataset, recipe, seeds) small and grey above the panels; nothing when it is empty."""
+    """Write ``text`` (dataset, recipe, seeds) small and grey above the panels; nothing when it is empty.
+    A line longer than the figure is wide is wrapped at its spaces (a line of a many-run figure can name every
+    group's seeds), so the subtitle never widens the figure."""
     if text:
-        fig.suptitle(text, fontsize=7, color="0.35")
+        chars = max(40, int(fig.get_figwidth() * 72 / (0.55 * SUBTITLE_POINTS)))  # ~0.55 em per character
+        lines = [wrapped for line in text.split("\n")
+                 for wrapped in textwrap.wrap(line, chars, break_long_words=False, break_on_hyphens=False) or [""]]
+        fig.suptitle("\n".join(lines), fontsize=SUBTITLE_POINTS, color="0.35")
 
 
 def to_numpy(values: Any) -> np.ndarray:

@@ -163,7 +163,10 @@ def test_lower_bound_figure_plots_both_bounds_and_cap_per_k():
     taus = np.logspace(-1.5, 0, 50)
     ks = (10, 100)
     points = [{"tau": 0.1, "num_classes": 10, "loss": 0.3, "label": "run"}]
-    fig = bound_plots.plot_lower_bound(taus, ks=ks, points=points, marker=(0.2, 100), y_floor=1e-30)
+    fig = bound_plots.plot_lower_bound(taus, ks=ks, points=points, marker=(0.2, 100), y_floor=1e-30,
+                                       subtitle="CIFAR-10, laptop recipe · seeds 0, 1")
+    assert fig._suptitle.get_text() == "CIFAR-10, laptop recipe · seeds 0, 1"
+    assert bound_plots.plot_lower_bound(ks=(10,))._suptitle is None  # no runs drawn: nothing to name
     ax_bound, ax_cap = _visible_axes(fig)
     _assert_labelled(fig)
     assert ax_bound.get_xscale() == ax_bound.get_yscale() == "log" and ax_cap.get_xscale() == "log"
@@ -313,3 +316,21 @@ def test_metrics_vs_epoch_over_seeds_draw_the_mean_and_range_and_warn_about_miss
     assert set(table["set"]) == {"test", "textures"}
     with pytest.raises(ValueError, match="needs the network"):
         snapshot_plots.snapshot_metrics({"CE": seeds}, score_name="odin")
+
+
+def test_long_subtitle_wraps_inside_the_figure_and_keeps_every_word():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    text = "CIFAR-10, laptop recipe · seeds 0, 1, 2, 3, 4 (" + "; ".join(
+        f"LogitNorm τ={t}: seeds 0, 1, 2" for t in (0.005, 0.01, 0.02, 0.04, 0.1)) + ")\nTiny ImageNet-100 · seed 0"
+    fig, _ = plots.new_figure(2, 1, width=plots.DOUBLE_COLUMN)
+    plots.add_subtitle(fig, text)
+    shown = fig._suptitle.get_text()
+    assert shown.split() == text.split() and shown.count("\n") > text.count("\n")  # wrapped, nothing lost
+    assert shown.splitlines()[-1] == "Tiny ImageNet-100 · seed 0"  # the given line breaks are kept
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    box = fig._suptitle.get_window_extent(canvas.get_renderer())
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width
+    plots.add_subtitle(fig, "short line")
+    assert fig._suptitle.get_text() == "short line"
