@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import ipywidgets as W
 import numpy as np
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 class Drawn(NamedTuple):
@@ -254,15 +255,23 @@ class PngRenderer:
         return self._crop(kept.canvas, arrangement.box)
 
     def _crop(self, canvas: Any, box: Any) -> bytes:
-        """The drawn canvas cut to ``box`` (inches, origin bottom left) within the canvas."""
+        """The drawn canvas cut to ``box`` (inches, origin bottom left), as large as ``savefig`` makes it:
+        where the padded box reaches past the canvas, the margin is the figure's face colour, as savefig's."""
         from PIL import Image
 
         pixels = np.asarray(canvas.buffer_rgba())
         height, width = pixels.shape[:2]
-        left, right = max(0, int(box.x0 * self.dpi)), min(width, int(np.ceil(box.x1 * self.dpi)))
-        top, bottom = max(0, height - int(np.ceil(box.y1 * self.dpi))), min(height, height - int(box.y0 * self.dpi))
+        out_w, out_h = int(box.width * self.dpi), int(box.height * self.dpi)  # savefig's size: truncated
+        left, top = int(round(box.x0 * self.dpi)), height - int(round(box.y1 * self.dpi))
+        face = np.round(np.asarray(to_rgba(canvas.figure.get_facecolor())) * 255).astype(np.uint8)
+        image = np.empty((out_h, out_w, 4), dtype=np.uint8)
+        image[...] = face
+        x0, x1 = max(0, left), min(width, left + out_w)
+        y0, y1 = max(0, top), min(height, top + out_h)
+        if x1 > x0 and y1 > y0:
+            image[y0 - top:y1 - top, x0 - left:x1 - left] = pixels[y0:y1, x0:x1]
         buffer = io.BytesIO()
-        Image.fromarray(pixels[top:bottom, left:right]).save(buffer, format="png", compress_level=1)
+        Image.fromarray(image).save(buffer, format="png", compress_level=1)
         return buffer.getvalue()
 
     def _savefig(self, fig: Figure, box: Any) -> bytes:

@@ -102,11 +102,22 @@ def test_sliders_send_their_value_on_release_not_while_dragged():
     assert 0 < explorer.redraw_seconds < 30
 
 
-def test_explorer_images_show_what_a_tight_savefig_shows_in_one_draw():
-    """The long y label of the bound figure sticks out of its canvas: the PNG still holds all of it, and
-    the next τ reuses the layout (same decorations) instead of measuring it again."""
+def _tight_png(fig, dpi=110):
     import io
 
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return Image.open(buffer)
+
+
+def test_explorer_images_show_what_a_tight_savefig_shows_in_one_draw():
+    """The explorer's PNG has the size of a tight savefig, in one draw; the next τ reuses the layout (same
+    decorations) instead of measuring it again."""
+    import io
+
+    import numpy as np
     from PIL import Image
 
     from lnlab import bound_plots
@@ -115,10 +126,32 @@ def test_explorer_images_show_what_a_tight_savefig_shows_in_one_draw():
     explorer.controls["tau"].value = 0.2
     assert explorer._png._signature == layout_signature(bound_plots.plot_lower_bound(marker=(0.3, 10)))
     shown = Image.open(io.BytesIO(bytes(explorer.widget.children[-1].value)))
-    reference = io.BytesIO()
-    bound_plots.plot_lower_bound(marker=(explorer.state["tau"], 10)).savefig(reference, format="png", dpi=110,
-                                                                              bbox_inches="tight")
-    assert shown.size == Image.open(reference).size
+    reference = _tight_png(bound_plots.plot_lower_bound(marker=(explorer.state["tau"], 10)))
+    assert shown.size == reference.size
+    # the padding beyond the canvas is the figure's face colour (white), as savefig's, not transparent or black
+    shown = np.asarray(shown.convert("RGBA"))
+    for margin in (shown[:3], shown[-3:], shown[:, :3], shown[:, -3:]):
+        assert (margin == 255).all()
+
+
+def test_explorer_images_hold_a_label_that_sticks_out_of_the_canvas():
+    """Content beyond the canvas (a long axis label) is drawn into the larger box, as savefig does."""
+    import io
+
+    from PIL import Image
+
+    from lnlab.explorer import PngRenderer
+    from lnlab.plots import new_figure
+
+    fig, axes = new_figure(1, 1, width=3.0, height=1.2)
+    axes[0, 0].plot([0, 1], [0, 1])
+    axes[0, 0].set_ylabel("a y label far longer than the axes are high, so it reaches past the canvas")
+    reference = _tight_png(fig)
+    assert reference.size[1] > 1.2 * 110 + 22  # it does stick out: taller than the canvas and both pads
+    fig, axes = new_figure(1, 1, width=3.0, height=1.2)
+    axes[0, 0].plot([0, 1], [0, 1])
+    axes[0, 0].set_ylabel("a y label far longer than the axes are high, so it reaches past the canvas")
+    assert Image.open(io.BytesIO(PngRenderer()(fig))).size == reference.size
 
 
 def test_tau_explorer_with_one_cached_tau_says_how_to_get_more():
