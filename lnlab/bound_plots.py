@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from lnlab.plots import DOUBLE_COLUMN, add_subtitle, colors, new_figure, paper_style
+from lnlab.plots import DOUBLE_COLUMN, add_subtitle, colors, new_figure, paper_style, wrap_subtitle
 
 
 def default_taus() -> np.ndarray:
@@ -52,7 +52,8 @@ def plot_lower_bound(taus: Sequence[float] | np.ndarray | None = None, ks: Seque
     if not ks:
         raise ValueError("ks is empty: pass class counts such as (10, 100, 1000)")
     with paper_style():
-        fig, axes = new_figure(2, 1, width=width, height=2.5 + 0.2 * (subtitle.count("\n") + 1 if subtitle else 0))
+        lines = wrap_subtitle(subtitle, width).count("\n") + 1 if subtitle else 0
+        fig, axes = new_figure(2, 1, width=width, height=2.5 + (0.05 + 0.13 * lines if lines else 0))  # panels keep their height
         ax_bound, ax_cap = axes.flat
         palette = dict(zip(ks, colors(len(ks))))
         for k in ks:

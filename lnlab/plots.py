@@ -284,15 +284,19 @@ def _profile_of(config: Any) -> str | None:
 SUBTITLE_POINTS = 7
 
 
+def wrap_subtitle(text: str, width: float) -> str:
+    """``text`` with every line longer than a figure ``width`` inches wide wrapped at its spaces (a line of a
+    many-run figure can name every group's seeds); its own line breaks are kept."""
+    chars = max(40, int(width * 72 / (0.55 * SUBTITLE_POINTS)))  # ~0.55 em per character
+    return "\n".join(wrapped for line in text.split("\n")
+                     for wrapped in textwrap.wrap(line, chars, break_long_words=False, break_on_hyphens=False) or [""])
+
+
 def add_subtitle(fig: Figure, text: str | None) -> None:
     """Write ``text`` (dataset, recipe, seeds) small and grey above the panels; nothing when it is empty.
-    A line longer than the figure is wide is wrapped at its spaces (a line of a many-run figure can name every
-    group's seeds), so the subtitle never widens the figure."""
+    Wrapped to the figure's width (:func:`wrap_subtitle`), so the subtitle never widens the figure."""
     if text:
-        chars = max(40, int(fig.get_figwidth() * 72 / (0.55 * SUBTITLE_POINTS)))  # ~0.55 em per character
-        lines = [wrapped for line in text.split("\n")
-                 for wrapped in textwrap.wrap(line, chars, break_long_words=False, break_on_hyphens=False) or [""]]
-        fig.suptitle("\n".join(lines), fontsize=SUBTITLE_POINTS, color="0.35")
+        fig.suptitle(wrap_subtitle(text, fig.get_figwidth()), fontsize=SUBTITLE_POINTS, color="0.35")
 
 
 def to_numpy(values: Any) -> np.ndarray:

@@ -334,3 +334,17 @@ def test_long_subtitle_wraps_inside_the_figure_and_keeps_every_word():
     assert 0 <= box.x0 and box.x1 <= fig.bbox.width
     plots.add_subtitle(fig, "short line")
     assert fig._suptitle.get_text() == "short line"
+
+
+def test_lower_bound_panels_keep_their_height_under_a_wrapped_subtitle():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    long = "CIFAR-10, laptop recipe · seeds 0, 1, 2, 3, 4 (" + "; ".join(
+        f"LogitNorm τ={t}: seeds 0, 1, 2" for t in (0.01, 0.02, 0.04, 0.1)) + ")\nTiny ImageNet-100 · seeds 0, 1, 2"
+    heights = []
+    for subtitle in (None, long):
+        fig = bound_plots.plot_lower_bound(ks=(10, 100), subtitle=subtitle)
+        FigureCanvasAgg(fig).draw()
+        heights.append(fig.axes[0].get_window_extent().height)
+    assert fig._suptitle.get_text().count("\n") >= 2  # the long line was wrapped: three lines or more
+    assert heights[1] == pytest.approx(heights[0], rel=0.03)
