@@ -143,15 +143,15 @@ def test_explorer_images_hold_a_label_that_sticks_out_of_the_canvas():
     from lnlab.explorer import PngRenderer
     from lnlab.plots import new_figure
 
-    fig, axes = new_figure(1, 1, width=3.0, height=1.2)
-    axes[0, 0].plot([0, 1], [0, 1])
-    axes[0, 0].set_ylabel("a y label far longer than the axes are high, so it reaches past the canvas")
-    reference = _tight_png(fig)
+    def long_label_figure():  # one each: savefig changes the figure it draws
+        fig, axes = new_figure(1, 1, width=3.0, height=1.2)
+        axes[0, 0].plot([0, 1], [0, 1])
+        axes[0, 0].set_ylabel("a y label far longer than the axes are high, so it reaches past the canvas")
+        return fig
+
+    reference = _tight_png(long_label_figure())
     assert reference.size[1] > 1.2 * 110 + 22  # it does stick out: taller than the canvas and both pads
-    fig, axes = new_figure(1, 1, width=3.0, height=1.2)
-    axes[0, 0].plot([0, 1], [0, 1])
-    axes[0, 0].set_ylabel("a y label far longer than the axes are high, so it reaches past the canvas")
-    assert Image.open(io.BytesIO(PngRenderer()(fig))).size == reference.size
+    assert Image.open(io.BytesIO(PngRenderer()(long_label_figure()))).size == reference.size
 
 
 def test_tau_explorer_with_one_cached_tau_says_how_to_get_more():
